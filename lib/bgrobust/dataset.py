@@ -1,0 +1,183 @@
+"""The dataset every chapter uses: screen -> segmentation -> crops -> filters -> cell-free crops.
+
+:func:`build_dataset` runs the paper's section 3.1 and appendix D.1 pipeline on any
+:class:`~bgrobust.screen.Screen` (synthetic or real) and caches the result under a
+key made of the screen, the parameters and the code.  On a synthetic screen it also
+scores the segmentation against the truth and attaches each crop's true class.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields as dc_fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from .cache import atomic_dir, code_key, content_key
+from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
+from .screen import Screen
+from .segment import SegmentationParams, match_instances, segment_cells
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """Parameters of :func:`build_dataset` (the paper's values are the defaults)."""
+
+    crop_size: int = 64
+    edge: str = "drop"
+    gfp_percentile: float = 5.0
+    gfp_reference: str = "pixels"
+    min_mask_fraction: float = 0.05
+    max_mask_fraction: float = 0.95
+    cellfree_stride: int = 32
+    cellfree_min_distance: float = 50.0
+    cellfree_border: int = 16
+    cellfree_variance_factor: float = 2.0
+    segmentation: SegmentationParams = field(default_factory=SegmentationParams)
+
+    @classmethod
+    def from_dict(cls, params: dict | None) -> "DatasetParams":
+        """Build from a profile dictionary (``segmentation`` may be a nested dict)."""
+        params = dict(params or {})
+        known = {f.name for f in dc_fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"dataset parameters: unknown key(s) {unknown}; known: {sorted(known)}")
+        seg = params.pop("segmentation", None)
+        if isinstance(seg, dict):
+            seg_known = {f.name for f in dc_fields(SegmentationParams)}
+            bad = sorted(set(seg) - seg_known)
+            if bad:
+                raise ValueError(f"segmentation parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
+            seg = SegmentationParams(**seg)
+        return cls(**params, segmentation=seg or SegmentationParams())
+
+
+@dataclass
+class Dataset:
+    """Crops (all, with filter flags), cell-free crops and the pipeline's report."""
+
+    crops: CropSet
+    cell_free: CropSet
+    segmentation_quality: pd.DataFrame
+    report: dict
+
+    def valid_crops(self) -> CropSet:
+        """The crops that pass both of the paper's filters."""
+        return self.crops.subset(self.crops.table["valid"].to_numpy())
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            self.crops.save(tmp / "crops")
+            self.cell_free.save(tmp / "cell_free")
+            self.segmentation_quality.to_parquet(tmp / "segmentation_quality.parquet", index=False)
+            (tmp / "report.json").write_text(json.dumps(self.report, indent=2, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Dataset":
+        path = Path(path)
+        return cls(CropSet.load(path / "crops"), CropSet.load(path / "cell_free"),
+                   pd.read_parquet(path / "segmentation_quality.parquet"),
+                   json.loads((path / "report.json").read_text()))
+
+
+def _process_field(screen: Screen, i: int, params: DatasetParams):
+    image = screen.image(i)
+    labels = segment_cells(image[2], image[1], params.segmentation)
+    crops, masks, table, dropped = extract_crops(image, labels, size=params.crop_size, edge=params.edge)
+    free, free_table = cell_free_crops(
+        image, labels, size=params.crop_size, stride=params.cellfree_stride,
+        min_distance=params.cellfree_min_distance, border=params.cellfree_border,
+        variance_factor=params.cellfree_variance_factor)
+    quality = None
+    if screen.has_truth:
+        truth = screen.label_image(i)
+        m = match_instances(truth, labels)
+        quality = {"field": i, "n_true": m.n_true, "n_pred": m.n_pred, "n_matched": m.n_matched,
+                   "mean_iou": m.mean_iou, "centroid_error": m.centroid_error}
+        table = table.merge(truth_for_segments(truth, labels), on="label", how="left")
+    table["field"] = i
+    free_table["field"] = i
+    return crops, masks, table, dropped, free, free_table, quality
+
+
+def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs: int = 1,
+                  progress: bool = True) -> Dataset:
+    """Segment every field, cut crops and cell-free crops, and flag the paper's filters.
+
+    Returns
+    -------
+    Dataset
+        ``crops.table`` has, per crop: field, strain, plate, well, site, label, y, x,
+        n_neighbours, mask_fraction, mean_gfp, the filter flags (low_gfp,
+        mask_too_small, mask_too_large, valid), the strain's kind and localization
+        and, on a synthetic screen, ``true_localization`` of the centre cell (``None``
+        when the segment matches no true cell).
+    """
+    params = params or DatasetParams()
+    order = range(screen.n_fields)
+    if progress:
+        order = tqdm(order, desc="segmenting and cropping", unit="field")
+    results = Parallel(n_jobs=n_jobs)(delayed(_process_field)(screen, i, params) for i in order)
+
+    table = pd.concat([r[2] for r in results], ignore_index=True)
+    images = np.concatenate([r[0] for r in results])
+    masks = np.concatenate([r[1] for r in results])
+    threshold = gfp_threshold((screen.image(i)[0] for i in range(screen.n_fields)),
+                              params.gfp_percentile, reference=params.gfp_reference)
+    flags = quality_flags(images, masks, threshold, min_mask_fraction=params.min_mask_fraction,
+                          max_mask_fraction=params.max_mask_fraction)
+    table = pd.concat([table, flags], axis=1)
+    info = screen.fields[["field", "strain", "plate", "well", "site"]]
+    strain_info = screen.strains[["strain", "kind", "localization"]]
+    table = table.merge(info, on="field", how="left").merge(strain_info, on="strain", how="left")
+    if screen.has_truth:
+        truth = screen.cells[["field", "label", "localization"]].rename(
+            columns={"label": "truth_label", "localization": "true_localization"})
+        table = table.merge(truth, on=["field", "truth_label"], how="left")
+    crops = CropSet(images, masks, table)
+
+    free_table = pd.concat([r[5] for r in results], ignore_index=True)
+    free_images = np.concatenate([r[4] for r in results])
+    free_table = free_table.merge(info, on="field", how="left").merge(strain_info, on="strain", how="left")
+    cell_free = CropSet(free_images, np.zeros((len(free_images),) + free_images.shape[-2:], bool), free_table)
+
+    quality = pd.DataFrame([r[6] for r in results if r[6] is not None])
+    report = {
+        "n_fields": screen.n_fields,
+        "n_segmented": int(len(table) + sum(r[3] for r in results)),
+        "n_dropped_at_border": int(sum(r[3] for r in results)),
+        "n_crops": int(len(table)),
+        "gfp_threshold": threshold,
+        "n_low_gfp": int(flags.low_gfp.sum()),
+        "n_mask_too_small": int(flags.mask_too_small.sum()),
+        "n_mask_too_large": int(flags.mask_too_large.sum()),
+        "n_valid": int(flags.valid.sum()),
+        "n_cell_free": int(len(free_table)),
+        "params": asdict(params),
+    }
+    return Dataset(crops, cell_free, quality, report)
+
+
+def dataset_key(screen: Screen, params: DatasetParams) -> str:
+    """Cache key: the screen's identity, the parameters and the pipeline's code."""
+    return content_key(screen.meta, asdict(params),
+                       code_key("bgrobust.segment", "bgrobust.crops", "bgrobust.dataset"))
+
+
+def load_or_build(screen: Screen, params: DatasetParams | None = None, cache_dir=None, *,
+                  n_jobs: int = 1, progress: bool = True) -> Dataset:
+    """:func:`build_dataset` with an on-disk cache (``cache_dir/dataset-<key>``)."""
+    from .paths import run_dir
+
+    params = params or DatasetParams()
+    cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
+    path = cache_dir / f"dataset-{dataset_key(screen, params)}"
+    if not (path / "report.json").exists():
+        build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(path)
+    return Dataset.load(path)

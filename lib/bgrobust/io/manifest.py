@@ -1,0 +1,302 @@
+"""A real screen on disk: one manifest row per field of view, one image file per channel.
+
+Layout
+------
+A manifest is a CSV (``.csv``) or parquet (``.parquet``) table with one row per field
+of view and the columns
+
+=============  ==============================================================
+``strain``     strain id (any string; one strain = one tagged protein)
+``orf``        systematic ORF name of the tagged protein (e.g. ``YMR056C``)
+``plate``      plate number (integer)
+``well``       well name: a row letter A-P and a column 1-24 (``B7`` and ``b07``
+               are read as ``B07``)
+``field``      field of view within the strain (integer; unique per strain)
+``gfp``        the GFP (protein) image of the field
+``nucleus``    the nuclear marker image
+``cytoplasm``  the cytoplasmic marker image
+``gene``       optional: the gene name
+=============  ==============================================================
+
+Image paths are relative to the manifest's folder (absolute paths also work); each
+file holds one 2-D plane (TIFF or ``.npy``, see :func:`bgrobust.io.read_image`).
+:func:`load_screen` turns a manifest into a :class:`bgrobust.screen.Screen`;
+:func:`write_manifest` writes any screen in this layout.
+
+Examples
+--------
+>>> import tempfile, pathlib, numpy as np, pandas as pd
+>>> from bgrobust.screen import Screen
+>>> strains = pd.DataFrame({"strain": ["s0"], "orf": ["YAL001C"], "gene": ["TFC3"],
+...                         "plate": [1], "well": ["A01"], "kind": ["unlabelled"],
+...                         "localization": [None]})
+>>> fields = pd.DataFrame({"field": [0], "strain": ["s0"], "plate": [1], "well": ["A01"],
+...                        "site": [0]})
+>>> screen = Screen(strains, fields, np.zeros((1, 3, 8, 8), np.uint16))
+>>> path = write_manifest(screen, pathlib.Path(tempfile.mkdtemp()) / "screen")
+>>> load_screen(path).image(0).shape
+(3, 8, 8)
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cache import atomic_dir
+from ..screen import CHANNELS, LazyImages, Screen
+from .images import DataError, read_image
+from .yeastgfp import join_by_orf
+
+#: Columns every manifest must have.
+MANIFEST_COLUMNS: tuple[str, ...] = ("strain", "orf", "plate", "well", "field", *CHANNELS)
+_WELL = re.compile(r"^([A-P])0?([1-9]|1[0-9]|2[0-4])$")
+_SHOW = 5
+
+
+def _line(i: int, suffix: str) -> str:
+    """Where row ``i`` of a table is, for messages (CSV line numbers count the header)."""
+    return f"line {i + 2}" if suffix == ".csv" else f"row {i + 1}"
+
+
+def _listing(items: list[str]) -> str:
+    more = f" ... ({len(items)} in all)" if len(items) > _SHOW else ""
+    return "; ".join(items[:_SHOW]) + more
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise DataError(f"manifest {path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except Exception as exc:
+        raise DataError(f"manifest {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _integers(table: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(table[column].astype("string").str.strip(), errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        where = [f"{_line(i, path.suffix)}: {table[column].iloc[i]!r}" for i in np.flatnonzero(bad)]
+        raise DataError(f"manifest {path}: column {column!r} must hold integers, got {_listing(where)}")
+    return values.astype("int64")
+
+
+def _wells(table: pd.DataFrame, path: Path) -> pd.Series:
+    names = table["well"].astype("string").str.strip().str.upper()
+    parsed = names.str.extract(_WELL)
+    bad = parsed[0].isna().to_numpy()
+    if bad.any():
+        where = [f"{_line(i, path.suffix)}: {table['well'].iloc[i]!r}" for i in np.flatnonzero(bad)]
+        raise DataError(
+            f"manifest {path}: malformed well name(s) {_listing(where)}; "
+            "expected a row letter A-P and a column 1-24, e.g. 'B07'"
+        )
+    return (parsed[0] + parsed[1].astype(int).map("{:02d}".format)).astype(str)
+
+
+def read_manifest(path) -> pd.DataFrame:
+    """Read and check a screen manifest (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The manifest (``.csv`` or ``.parquet``).
+
+    Returns
+    -------
+    manifest : pandas.DataFrame
+        The rows in file order: ``plate`` and ``field`` as integers, ``well`` as e.g.
+        ``"B07"``, ``strain``/``orf``/``gene`` as stripped strings (``gene`` empty when
+        absent) and the channel columns as absolute paths (strings).
+
+    Raises
+    ------
+    DataError
+        If the file is missing or unreadable, is empty, lacks a column, has an empty
+        strain or ORF, a non-integer plate or field, a malformed well, a duplicate
+        ``(strain, field)``, a strain with two ORFs, plates or wells, or image paths that
+        point at nothing (the message lists the first few).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"manifest {path}: file not found")
+    table = _read_table(path)
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if len(table.columns) and missing:
+        raise DataError(
+            f"manifest {path}: missing column(s) {missing}; a manifest needs {', '.join(MANIFEST_COLUMNS)}"
+        )
+    if table.empty:
+        raise DataError(f"manifest {path}: no fields (the table is empty)")
+    table = table.reset_index(drop=True)
+
+    out = pd.DataFrame(index=table.index)
+    for column in ("strain", "orf", "gene"):
+        values = table[column] if column in table.columns else pd.Series("", index=table.index)
+        out[column] = values.fillna("").astype(str).str.strip()
+        if column != "gene" and (out[column] == "").any():
+            rows = [_line(i, path.suffix) for i in np.flatnonzero(out[column] == "")]
+            raise DataError(f"manifest {path}: empty {column!r} on {_listing(rows)}")
+    out["plate"] = _integers(table, "plate", path)
+    out["well"] = _wells(table, path)
+    out["field"] = _integers(table, "field", path)
+
+    duplicated = out.duplicated(["strain", "field"], keep=False)
+    if duplicated.any():
+        pairs = out.loc[duplicated, ["strain", "field"]].drop_duplicates()
+        listed = [f"strain {s!r} field {f}" for s, f in pairs.itertuples(index=False)]
+        raise DataError(f"manifest {path}: duplicate (strain, field): {_listing(listed)}")
+    per_strain = out.groupby("strain", sort=False)[["orf", "plate", "well"]].nunique()
+    clashing = per_strain.index[(per_strain > 1).any(axis=1)].tolist()
+    if clashing:
+        raise DataError(
+            f"manifest {path}: strain(s) {_listing(clashing)} have rows with different orf, plate or well"
+        )
+
+    folder = path.parent
+    names = table[list(CHANNELS)].fillna("").astype(str).apply(lambda c: c.str.strip())
+    missing_files = [
+        f"{_line(i, path.suffix)} {channel}: {name or '(empty)'}"
+        for i, row in enumerate(names.itertuples(index=False))
+        for channel, name in zip(CHANNELS, row)
+        if not name or not (folder / name).is_file()
+    ]
+    if missing_files:
+        raise DataError(
+            f"manifest {path}: {len(missing_files)} image path(s) point at no file "
+            f"(relative to {folder}): {_listing(missing_files)}"
+        )
+    for channel in CHANNELS:
+        out[channel] = [str((folder / name).resolve()) for name in names[channel]]
+    return out
+
+
+def _read_field(paths: tuple[str, ...], what: str) -> np.ndarray:
+    """Read the channel files of one field and stack them as ``(len(paths), H, W)``."""
+    planes = [read_image(p, what=f"{ch} image of {what}") for p, ch in zip(paths, CHANNELS)]
+    shapes = {p.shape for p in planes}
+    if len(shapes) > 1:
+        listed = ", ".join(f"{ch} {plane.shape}" for ch, plane in zip(CHANNELS, planes))
+        raise DataError(f"{what}: channel images differ in shape ({listed}); files: {', '.join(paths)}")
+    dtypes = {p.dtype for p in planes}
+    dtype = dtypes.pop() if len(dtypes) == 1 and planes[0].dtype.kind in "ui" else np.float32
+    return np.stack([p.astype(dtype, copy=False) for p in planes])
+
+
+def load_screen(path, labels: pd.DataFrame | None = None) -> Screen:
+    """Open a screen from its manifest; images are read lazily, one field at a time.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The manifest (see the module docstring).
+    labels : pandas.DataFrame, optional
+        A label table (e.g. :func:`bgrobust.io.huh_labels` of the yeastgfp table),
+        attached to the strains by ORF with :func:`bgrobust.io.join_by_orf`.  Without
+        it every strain has kind ``"unlabelled"``.
+
+    Returns
+    -------
+    screen : bgrobust.screen.Screen
+        ``strains`` (one row per strain, in order of first appearance), ``fields`` (one
+        row per manifest row, in file order; the manifest's ``field`` is ``site``) and
+        ``images``, a :class:`bgrobust.screen.LazyImages`.  ``screen.image(i)`` reads
+        the three files of field ``i`` with :func:`bgrobust.io.read_image`, checks that
+        their shapes agree and stacks them in the order
+        :data:`bgrobust.screen.CHANNELS`.  The stack keeps the files' integer dtype when
+        all three share it; otherwise (floats, or mixed types) it is float32.
+
+    Raises
+    ------
+    DataError
+        From :func:`read_manifest` when the manifest is invalid, and when a field is
+        read, if one of its files is unreadable or the shapes differ.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    strains = (
+        manifest.groupby("strain", sort=False)[["orf", "gene", "plate", "well"]].first().reset_index()
+    )
+    if labels is not None:
+        strains = join_by_orf(strains, labels)
+    else:
+        strains["kind"] = "unlabelled"
+        strains["localization"] = None
+    fields = pd.DataFrame({
+        "field": np.arange(len(manifest)),
+        "strain": manifest["strain"].to_numpy(),
+        "plate": manifest["plate"].to_numpy(),
+        "well": manifest["well"].to_numpy(),
+        "site": manifest["field"].to_numpy(),
+    })
+    readers = [
+        functools.partial(
+            _read_field, tuple(row[list(CHANNELS)]),
+            f"field {i} (strain {row['strain']!r}, site {row['field']}) of manifest {path}",
+        )
+        for i, row in manifest.iterrows()
+    ]
+    images = LazyImages(len(readers), lambda i: readers[i]())
+    return Screen(strains=strains, fields=fields, images=images,
+                  meta={"source": "manifest", "manifest": str(path.resolve())})
+
+
+def write_manifest(screen: Screen, folder) -> Path:
+    """Write ``screen`` as one TIFF per field and channel plus ``manifest.csv``.
+
+    ``folder`` is written atomically and replaced if it exists.  Images go to
+    ``folder/images/field<i>_<channel>.tif`` in the screen's own dtype (floats come
+    back as float32 from :func:`load_screen`).  Truth labels and cells, if any, are not
+    written: a manifest describes what a microscope gives.
+
+    Parameters
+    ----------
+    screen : bgrobust.screen.Screen
+        Any screen (synthetic or real) with ``(3, H, W)`` field images.
+    folder : str or path-like
+        The output folder.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``folder/manifest.csv``.
+    """
+    import tifffile
+
+    folder = Path(folder)
+    strains = screen.strains.set_index("strain")
+    fields = screen.fields
+    sites = (
+        fields["site"] if "site" in fields.columns else fields.groupby("strain", sort=False).cumcount()
+    )
+    rows = []
+    with atomic_dir(folder) as tmp:
+        (tmp / "images").mkdir()
+        for i in range(screen.n_fields):
+            image = screen.image(i)
+            if image.ndim != 3 or image.shape[0] != len(CHANNELS):
+                raise DataError(f"field {i}: image shape {image.shape}, expected ({len(CHANNELS)}, H, W)")
+            strain = fields["strain"].iloc[i]
+            info = strains.loc[strain]
+            row = {
+                "strain": strain, "orf": info["orf"],
+                "gene": info["gene"] if "gene" in strains.columns else "",
+                "plate": int(info["plate"]), "well": info["well"], "field": int(sites.iloc[i]),
+            }
+            for c, channel in enumerate(CHANNELS):
+                name = f"images/field{i:05d}_{channel}.tif"
+                tifffile.imwrite(tmp / name, np.ascontiguousarray(image[c]))
+                row[channel] = name
+            rows.append(row)
+        columns = [*MANIFEST_COLUMNS[:5], "gene", *CHANNELS]
+        pd.DataFrame(rows, columns=columns).to_csv(tmp / "manifest.csv", index=False)
+    return folder / "manifest.csv"

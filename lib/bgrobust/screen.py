@@ -1,0 +1,167 @@
+"""A screen: strains on plates, fields of view with three channels, and (when known) the truth.
+
+Both the synthetic screen (:mod:`bgrobust.synth`) and a real screen read from a
+manifest (:mod:`bgrobust.io.manifest`) are :class:`Screen` objects, so every later
+step (segmentation, crops, models, experiments) works on either.
+
+Tables
+------
+``strains``
+    one row per strain: ``strain`` (str id), ``orf``, ``gene``, ``plate`` (int),
+    ``well`` (e.g. ``"B07"``), ``kind`` (``"single"``, ``"multi"`` or ``"unlabelled"``),
+    ``localization`` (the class of a single-localized protein, else ``None``) and,
+    when the truth is known, one proportion column per class (``p:<class>``).
+``fields``
+    one row per field of view, in image order: ``field`` (0..F-1), ``strain``,
+    ``plate``, ``well``, ``site``.
+``cells`` (synthetic screens only: the truth)
+    one row per cell: ``field``, ``label`` (its value in the truth label image),
+    ``y``, ``x`` (centroid, px), ``localization``, ``budded``, ``area``.
+
+Images are ``(3, H, W)`` arrays in the channel order :data:`CHANNELS`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .cache import atomic_dir
+from .classes import CLASSES
+
+#: Channel order of every field image and crop stack.
+CHANNELS: tuple[str, str, str] = ("gfp", "nucleus", "cytoplasm")
+
+PROPORTION_COLUMNS: tuple[str, ...] = tuple(f"p:{c}" for c in CLASSES)
+
+
+@dataclass
+class Screen:
+    """Strains, fields and images of one screen (synthetic or real).
+
+    Parameters
+    ----------
+    strains, fields : pandas.DataFrame
+        The tables described in the module docstring.
+    images : sequence of arrays
+        ``images[i]`` is the ``(3, H, W)`` image of field ``i`` (a zarr array, a numpy
+        array or a lazy reader with ``__getitem__`` and ``__len__``).
+    cells : pandas.DataFrame, optional
+        The per-cell truth (synthetic screens).
+    labels : sequence of arrays, optional
+        ``labels[i]`` is the ``(H, W)`` truth instance-label image of field ``i``.
+    meta : dict
+        Free-form provenance (generator parameters, source folder, ...).
+    """
+
+    strains: pd.DataFrame
+    fields: pd.DataFrame
+    images: Any
+    cells: pd.DataFrame | None = None
+    labels: Any = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.fields)
+
+    @property
+    def has_truth(self) -> bool:
+        return self.cells is not None and self.labels is not None
+
+    def image(self, i: int) -> np.ndarray:
+        """The ``(3, H, W)`` image of field ``i`` as a numpy array."""
+        return np.asarray(self.images[int(i)])
+
+    def label_image(self, i: int) -> np.ndarray:
+        """The truth instance labels of field ``i`` (synthetic screens only)."""
+        if self.labels is None:
+            raise ValueError("this screen has no truth labels (real screens never do)")
+        return np.asarray(self.labels[int(i)])
+
+    def strain_of_field(self, i: int) -> pd.Series:
+        sid = self.fields.iloc[int(i)]["strain"]
+        return self.strains.set_index("strain").loc[sid]
+
+    # ------------------------------------------------------------------ storage
+    def save(self, path) -> Path:
+        """Write the screen to ``path`` (a folder; zarr images, parquet tables), atomically."""
+        import zarr
+
+        path = Path(path)
+        images = np.stack([self.image(i) for i in range(self.n_fields)])
+        with atomic_dir(path) as tmp:
+            z = zarr.create_array(
+                store=str(tmp / "images.zarr"), shape=images.shape, dtype=images.dtype,
+                chunks=(1,) + images.shape[1:],
+            )
+            z[:] = images
+            if self.labels is not None:
+                labels = np.stack([self.label_image(i) for i in range(self.n_fields)])
+                zl = zarr.create_array(
+                    store=str(tmp / "labels.zarr"), shape=labels.shape, dtype=labels.dtype,
+                    chunks=(1,) + labels.shape[1:],
+                )
+                zl[:] = labels
+            self.strains.to_parquet(tmp / "strains.parquet", index=False)
+            self.fields.to_parquet(tmp / "fields.parquet", index=False)
+            if self.cells is not None:
+                self.cells.to_parquet(tmp / "cells.parquet", index=False)
+            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Screen":
+        """Read a screen written by :meth:`save` (images stay on disk, read lazily)."""
+        import zarr
+
+        path = Path(path)
+        if not (path / "images.zarr").exists():
+            raise FileNotFoundError(f"{path}: not a saved screen (no images.zarr inside)")
+        images = zarr.open_array(str(path / "images.zarr"), mode="r")
+        labels = (
+            zarr.open_array(str(path / "labels.zarr"), mode="r")
+            if (path / "labels.zarr").exists() else None
+        )
+        cells = pd.read_parquet(path / "cells.parquet") if (path / "cells.parquet").exists() else None
+        meta = json.loads((path / "meta.json").read_text()) if (path / "meta.json").exists() else {}
+        return cls(
+            strains=pd.read_parquet(path / "strains.parquet"),
+            fields=pd.read_parquet(path / "fields.parquet"),
+            images=images, cells=cells, labels=labels, meta=meta,
+        )
+
+
+class LazyImages:
+    """A read-on-demand sequence of field images (for real screens on disk).
+
+    Parameters
+    ----------
+    n : int
+        Number of fields.
+    reader : callable
+        ``reader(i)`` returns the ``(3, H, W)`` image of field ``i``.
+    """
+
+    def __init__(self, n: int, reader: Callable[[int], np.ndarray]):
+        self._n = int(n)
+        self._reader = reader
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = int(i)
+        if not 0 <= i < self._n:
+            raise IndexError(f"field {i} out of range (0..{self._n - 1})")
+        return self._reader(i)
+
+
+def single_localized(strains: pd.DataFrame, classes: Sequence[str] = CLASSES) -> pd.DataFrame:
+    """The single-localized strains whose class is in ``classes``."""
+    keep = (strains["kind"] == "single") & strains["localization"].isin(list(classes))
+    return strains[keep]

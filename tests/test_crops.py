@@ -1,0 +1,92 @@
+"""Crops, the paper's filters and cell-free crops."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from bgrobust.crops import (CropSet, cell_free_crops, centre_distance_ok, extract_crops, gfp_threshold,
+                            quality_flags, window)
+
+
+def test_window_is_centred_and_sized():
+    assert window((40.4, 10.6), 64) == (8, 72, -21, 43)
+
+
+def test_crops_carry_the_centre_mask_and_count_neighbours():
+    lab = np.zeros((128, 128), int)
+    lab[50:70, 50:70] = 1
+    lab[50:70, 72:90] = 2
+    img = np.stack([lab * 10, lab * 20, lab * 30]).astype(np.uint16)
+    crops, masks, table, dropped = extract_crops(img, lab, size=64)
+    assert crops.shape == (2, 3, 64, 64) and dropped == 0
+    first = table.label.tolist().index(1)
+    assert masks[first].sum() == 400
+    assert table.n_neighbours.tolist() == [1, 1]
+    # the centre cell sits at the crop centre
+    ys, xs = np.nonzero(masks[first])
+    assert abs(ys.mean() - 31.5) <= 1 and abs(xs.mean() - 31.5) <= 1
+    assert table.mask_fraction.iloc[first] == pytest.approx(400 / 4096)
+
+
+def test_border_cells_are_dropped_or_padded():
+    lab = np.zeros((100, 100), int)
+    lab[0:10, 0:10] = 1
+    img = np.ones((3, 100, 100), np.uint16)
+    _, _, _, dropped = extract_crops(img, lab, edge="drop")
+    assert dropped == 1
+    crops, masks, _, dropped = extract_crops(img, lab, edge="pad")
+    assert dropped == 0 and crops.shape[0] == 1 and crops[0, 0, 0, 0] == 0 and crops[0, 0, -1, -1] == 1
+    with pytest.raises(ValueError, match="edge must be"):
+        extract_crops(img, lab, edge="wrap")
+
+
+def test_quality_flags_follow_the_paper():
+    crops = np.zeros((4, 3, 10, 10))
+    crops[:, 0] = np.array([1.0, 50.0, 50.0, 50.0])[:, None, None]
+    masks = np.zeros((4, 10, 10), bool)
+    masks[0, :5] = True   # 50 %
+    masks[1, :5] = True   # 50 %
+    masks[2, 0, :4] = True  # 4 % < 5 %
+    masks[3, :, :] = True
+    masks[3, 0, 0] = False  # 99 % > 95 %
+    flags = quality_flags(crops, masks, threshold=10.0)
+    assert flags.low_gfp.tolist() == [True, False, False, False]
+    assert flags.mask_too_small.tolist() == [False, False, True, False]
+    assert flags.mask_too_large.tolist() == [False, False, False, True]
+    assert flags.valid.tolist() == [False, True, False, False]
+
+
+def test_gfp_threshold_readings():
+    fields = [np.full((4, 4), 10.0), np.full((4, 4), 30.0)]
+    assert gfp_threshold(fields, 50, reference="pixels", step=1) == 20.0
+    assert gfp_threshold(fields, 0, reference="field_means") == 10.0
+    with pytest.raises(ValueError, match="reference"):
+        gfp_threshold(fields, reference="median")
+
+
+def test_cell_free_crops_keep_away_from_cells_and_structure():
+    rng = np.random.default_rng(0)
+    img = rng.normal(200, 5, (3, 256, 256))
+    lab = np.zeros((256, 256), int)
+    lab[20:40, 20:40] = 1  # a cell near the top-left corner
+    img[0][lab > 0] += 500
+    img[0, 200:215, 200:215] += 400  # an undetected bright object: rejected by variance
+    crops, table = cell_free_crops(img, lab, size=64, stride=32, min_distance=50, border=16)
+    assert len(crops) > 0
+    centres = np.array([[29.5, 29.5]])
+    assert centre_distance_ok(table, centres, 64, 50).all()
+    for _, r in table.iterrows():
+        y0, x0 = int(r.y0), int(r.x0)
+        assert not (y0 <= 214 and y0 + 64 > 200 and x0 <= 214 and x0 + 64 > 200)
+        assert y0 >= 16 and x0 >= 16 and y0 + 64 <= 240 and x0 + 64 <= 240
+
+
+def test_cropset_subset_and_round_trip(tmp_path):
+    cs = CropSet(np.arange(2 * 3 * 4 * 4, dtype=np.uint16).reshape(2, 3, 4, 4),
+                 np.zeros((2, 4, 4), bool), pd.DataFrame({"a": [1, 2]}))
+    sub = cs.subset(np.array([False, True]))
+    assert len(sub) == 1 and sub.table.a.tolist() == [2]
+    assert sub.channel("cytoplasm").shape == (1, 4, 4)
+    back = CropSet.load(cs.save(tmp_path / "c"))
+    np.testing.assert_array_equal(back.images, cs.images)
+    with pytest.raises(ValueError, match="must agree"):
+        CropSet(cs.images, cs.masks[:1], cs.table)

@@ -1,0 +1,47 @@
+"""The end-to-end dataset pipeline on a small synthetic screen."""
+import numpy as np
+import pytest
+
+from bgrobust.dataset import DatasetParams, build_dataset, load_or_build
+from bgrobust.synth import ScreenConfig, generate_screen
+
+CFG = ScreenConfig(proteins_per_class=1, n_multi=2, fields_per_strain=1, field_shape=(192, 192),
+                   cells_per_field=(5, 25), n_plates=2)
+
+
+@pytest.fixture(scope="module")
+def screen():
+    return generate_screen(CFG, progress=False)
+
+
+def test_pipeline_report_adds_up(screen):
+    ds = build_dataset(screen, progress=False)
+    r = ds.report
+    assert r["n_segmented"] == r["n_crops"] + r["n_dropped_at_border"]
+    t = ds.crops.table
+    assert r["n_valid"] == int(t.valid.sum()) == len(ds.valid_crops())
+    assert (t.valid == ~(t.low_gfp | t.mask_too_small | t.mask_too_large)).all()
+    assert ds.crops.images.shape[1:] == (3, 64, 64)
+    assert r["n_cell_free"] == len(ds.cell_free) and len(ds.cell_free) > 0
+    # crops know their strain, plate and truth
+    assert t.strain.notna().all() and t.plate.notna().all()
+    single = t[(t.kind == "single") & t.true_localization.notna()]
+    assert (single.true_localization == single.localization).all()
+    assert len(ds.segmentation_quality) == screen.n_fields
+
+
+def test_cached_dataset_is_reused_and_keyed_by_parameters(tmp_path, screen):
+    a = load_or_build(screen, DatasetParams(), tmp_path, progress=False)
+    b = load_or_build(screen, DatasetParams(), tmp_path, progress=False)
+    np.testing.assert_array_equal(a.crops.images, b.crops.images)
+    load_or_build(screen, DatasetParams(cellfree_stride=16), tmp_path, progress=False)
+    assert len(list(tmp_path.glob("dataset-*"))) == 2
+
+
+def test_params_from_dict_validates_names():
+    p = DatasetParams.from_dict({"crop_size": 64, "segmentation": {"smooth": 2.0}})
+    assert p.segmentation.smooth == 2.0
+    with pytest.raises(ValueError, match="unknown key"):
+        DatasetParams.from_dict({"crop": 64})
+    with pytest.raises(ValueError, match="segmentation parameters"):
+        DatasetParams.from_dict({"segmentation": {"sigma": 1}})
