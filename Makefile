@@ -1,0 +1,59 @@
+# bgrobust: an executable reproduction of Gupta, Moses & Lu (MLCB 2025).
+#
+# On a fresh machine (Python >= 3.11 as python3, network access to PyPI):
+#     make book      # install, execute the notebooks (PROFILE=demo), build the HTML
+#     make test      # install, run the test suite
+#
+# Variables: PROFILE=ci|demo|paper, NB="01_dataset ..." (only these notebooks),
+# ARGS="..." (passed on to the runner / pytest / the benchmarks), VENV=.venv.
+
+VENV    ?= .venv
+PROFILE ?= demo
+PYTHON  ?= python3
+NB      ?=
+ARGS    ?=
+
+PY      := $(VENV)/bin/python
+JB      := $(VENV)/bin/jupyter-book
+STAMP   := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install notebooks book test bench clean distclean
+
+help:
+	@echo "make book      execute the notebooks (PROFILE=$(PROFILE)) and build the HTML book"
+	@echo "make test      run the test suite"
+	@echo "make notebooks execute the notebooks only (NB=01_dataset for one, ARGS=... for the runner)"
+	@echo "make bench     run benchmarks/run_all.py"
+	@echo "make install   create $(VENV) and install the project (done by the targets above)"
+	@echo "make clean     remove the built book and the executed notebooks"
+	@echo "make distclean also remove runs/ and $(VENV)"
+
+# Re-install only when the requirements change; a second `make test` starts at once.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[book,test]"
+	touch $@
+
+install: $(STAMP)
+
+notebooks: $(STAMP)
+	$(PY) -m bgrobust.runbook --profile $(PROFILE) $(if $(strip $(NB)),--only $(NB)) $(ARGS)
+
+book: notebooks
+	$(JB) build . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP)
+	@test -f benchmarks/run_all.py || { echo "benchmarks/run_all.py does not exist (yet)" >&2; exit 1; }
+	$(PY) benchmarks/run_all.py $(ARGS)
+
+clean:
+	rm -rf _build book/*.ipynb book/figures
+
+distclean: clean
+	rm -rf runs $(VENV)

@@ -1,0 +1,29 @@
+"""Shared test setup: keep every test away from the user's run folder.
+
+``BGROBUST_RUNS`` (see :mod:`bgrobust.paths`) points at a fresh temporary folder for
+the whole session, set before any test module is imported and removed at the end.
+Kernels started by papermill inherit it.  Fixtures belong in the test files.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+_SAVED: dict[str, str | None] = {}
+
+
+def pytest_configure(config):
+    _SAVED["BGROBUST_RUNS"] = os.environ.get("BGROBUST_RUNS")
+    os.environ["BGROBUST_RUNS"] = tempfile.mkdtemp(prefix="bgrobust-test-runs-")
+
+
+def pytest_unconfigure(config):
+    runs = os.environ.get("BGROBUST_RUNS")
+    if runs and os.path.basename(runs).startswith("bgrobust-test-runs-"):
+        shutil.rmtree(runs, ignore_errors=True)
+    old = _SAVED.pop("BGROBUST_RUNS", None)
+    if old is None:
+        os.environ.pop("BGROBUST_RUNS", None)
+    else:
+        os.environ["BGROBUST_RUNS"] = old

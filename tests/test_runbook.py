@@ -1,0 +1,305 @@
+"""The notebook runner (bgrobust.runbook) on tiny fixture notebooks.
+
+Every test builds its own notebooks and profiles under ``tmp_path`` and passes them
+with the hidden ``--src-dir`` / ``--params-dir`` options; the executed notebooks only
+print, so one execution takes about a second.
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from bgrobust import runbook
+from bgrobust.runbook import RunbookError
+
+HEADER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def code(source: str, *tags: str) -> str:
+    """A MyST code cell."""
+    meta = f":tags: [{', '.join(tags)}]\n" if tags else ""
+    return f"```{{code-cell}} ipython3\n{meta}{textwrap.dedent(source).strip()}\n```\n"
+
+
+def write_notebook(path: Path, *cells: str) -> Path:
+    """Write a jupytext MyST notebook made of ``cells`` (markdown text or :func:`code`)."""
+    path.write_text(HEADER + "\n".join(cells))
+    return path
+
+
+ECHO = (
+    "# Echo\n",
+    code("""
+        n_cells = 10  # cells per class
+        layer = "conv5"
+        screen = {"fields_per_strain": 4, "size": 64}
+        seed = 1
+        """, "parameters"),
+    code("""
+        import os, pathlib
+        print("params", n_cells, layer, screen, seed)
+        print("profile", os.environ.get("BGROBUST_PROFILE"))
+        print("cwd", os.getcwd())
+        pathlib.Path("figures").mkdir(exist_ok=True)
+        pathlib.Path("figures/echo.txt").write_text(str(n_cells))
+        """),
+)
+FAIL = (
+    "# Fail\n",
+    code("seed = 1", "parameters"),
+    code("""
+        x = seed + 1
+        raise ValueError(f"boom {x}")
+        """),
+    code("print('never')"),
+)
+OTHER = (
+    "# Other\n",
+    code('seed = 1\npooling = ["max"]', "parameters"),
+    code("print('other', seed, pooling)"),
+)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A notebook folder, a params folder with a `ci` profile and an output folder."""
+    src, params, out = tmp_path / "notebooks", tmp_path / "params", tmp_path / "book"
+    src.mkdir()
+    params.mkdir()
+    write_notebook(src / "01_echo.md", *ECHO)
+    write_notebook(src / "02_fail.md", *FAIL)
+    write_notebook(src / "03_other.md", *OTHER)
+    write_profile(params, "ci", {"profile": "ci", "seed": 0, "n_cells": 2,
+                                 "notebooks": {"01_echo": {"n_cells": 3}}})
+    return src, params, out
+
+
+def write_profile(params_dir: Path, name: str, data: dict) -> None:
+    (params_dir / f"{name}.yml").write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture
+def library(monkeypatch):
+    """Pin the library digest: others may edit lib/ while the tests run.
+
+    Returns a dict whose ``"digest"`` entry the test may change to simulate an edit.
+    """
+    state = {"digest": "lib-v1"}
+    monkeypatch.setattr(runbook, "library_digest", lambda lib_dir=None: state["digest"])
+    return state
+
+
+def run(project, *args: str) -> int:
+    src, params, out = project
+    return runbook.main(["--profile", "ci", "--src-dir", str(src), "--params-dir", str(params),
+                         "--out", str(out), *args])
+
+
+def plans(project, overrides=None, only=None, profile="ci") -> dict[str, runbook.Plan]:
+    src, params, out = project
+    sources = runbook.find_sources(src, only)
+    result = runbook.plan_runs(runbook.load_profile(profile, params), sources,
+                               [s.stem for s in runbook.find_sources(src)],
+                               overrides or {}, out)
+    return {p.name: p for p in result}
+
+
+def outputs_text(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+# ----------------------------------------------------------------- selection and profiles
+def test_sources_sorted_and_selected(project):
+    src = project[0]
+    assert [p.stem for p in runbook.find_sources(src)] == ["01_echo", "02_fail", "03_other"]
+    assert [p.stem for p in runbook.find_sources(src, ["03_other", "01_echo"])] == ["01_echo", "03_other"]
+
+
+def test_unknown_notebook_lists_available(project, capsys):
+    assert run(project, "--only", "01_echo", "09_nope") == 2
+    err = capsys.readouterr().err
+    assert "09_nope" in err and "01_echo, 02_fail, 03_other" in err
+
+
+def test_unknown_profile_lists_available(project, capsys):
+    write_profile(project[1], "demo", {"seed": 0})
+    assert runbook.main(["--profile", "nope", "--src-dir", str(project[0]),
+                         "--params-dir", str(project[1])]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "ci, demo" in err
+
+
+def test_source_without_code_cells_is_an_error(tmp_path):
+    (tmp_path / "01_plain.md").write_text("# only markdown, no jupytext header\n")
+    with pytest.raises(RunbookError, match="no code cells"):
+        runbook.read_source(tmp_path / "01_plain.md")
+
+
+# ----------------------------------------------------------------- parameters
+def test_each_notebook_gets_only_declared_parameters(project):
+    p = plans(project)
+    # top level: profile, seed, n_cells; per notebook: 01_echo.n_cells = 3
+    assert p["01_echo"].params == {"seed": 0, "n_cells": 3}
+    assert p["02_fail"].params == {"seed": 0}
+    assert p["03_other"].params == {"seed": 0}
+
+
+def test_overrides_are_parsed_as_yaml():
+    parsed = runbook.parse_overrides([("n_cells", "50"), ("layer", "conv8"),
+                                      ("pooling", "[max, mean]"), ("ratio", "0.5"), ("flag", "true")])
+    assert parsed == {"n_cells": 50, "layer": "conv8", "pooling": ["max", "mean"],
+                      "ratio": 0.5, "flag": True}
+    with pytest.raises(RunbookError, match="parameter name"):
+        runbook.parse_overrides([("not-a-name", "1")])
+
+
+def test_command_line_overrides_win(project):
+    p = plans(project, runbook.parse_overrides([("n_cells", "50"), ("pooling", "[max, mean]")]))
+    assert p["01_echo"].params == {"seed": 0, "n_cells": 50}
+    assert p["03_other"].params == {"seed": 0, "pooling": ["max", "mean"]}
+
+
+def test_dotted_key_updates_the_notebook_default(project):
+    p = plans(project, {"screen.fields_per_strain": 2})
+    assert p["01_echo"].params["screen"] == {"fields_per_strain": 2, "size": 64}
+
+
+def test_dotted_key_updates_the_profile_value(project):
+    write_profile(project[1], "ci", {"seed": 0, "screen": {"fields_per_strain": 8, "size": 16},
+                                     "notebooks": {"01_echo": {"screen.size": 32}}})
+    p = plans(project, {"screen.fields_per_strain": 2})
+    assert p["01_echo"].params["screen"] == {"fields_per_strain": 2, "size": 32}
+
+
+def test_dotted_key_into_a_non_mapping_fails(project):
+    with pytest.raises(RunbookError, match="layer.*not a mapping"):
+        plans(project, {"layer.depth": 2})
+
+
+def test_undeclared_command_line_key_is_an_error(project, capsys):
+    assert run(project, "-p", "n_epochs", "3") == 2
+    err = capsys.readouterr().err
+    assert "n_epochs" in err and "01_echo" in err and "03_other" in err
+    # declared by 01_echo, which is not selected
+    with pytest.raises(RunbookError, match="n_cells.*03_other"):
+        plans(project, {"n_cells": 5}, only=["03_other"])
+
+
+def test_undeclared_per_notebook_key_is_an_error(project):
+    write_profile(project[1], "ci", {"seed": 0, "notebooks": {"03_other": {"n_cells": 5}}})
+    with pytest.raises(RunbookError, match=r"notebooks\.03_other.*n_cells"):
+        plans(project)
+
+
+def test_per_notebook_entry_for_a_missing_notebook_is_an_error(project):
+    write_profile(project[1], "ci", {"seed": 0, "notebooks": {"04_typo": {"seed": 1}}})
+    with pytest.raises(RunbookError, match="04_typo"):
+        plans(project)
+
+
+def test_input_hash_depends_on_every_input(tmp_path):
+    lib = runbook.library_digest()
+    base = runbook.input_hash(b"source", {"a": 1, "b": 2}, "ci", lib)
+    assert base == runbook.input_hash(b"source", {"b": 2, "a": 1}, "ci", lib)
+    assert base != runbook.input_hash(b"source!", {"a": 1, "b": 2}, "ci", lib)
+    assert base != runbook.input_hash(b"source", {"a": 1, "b": 3}, "ci", lib)
+    assert base != runbook.input_hash(b"source", {"a": 1, "b": 2}, "demo", lib)
+    (tmp_path / "mod.py").write_text("x = 1\n")
+    other_lib = runbook.library_digest(tmp_path)
+    assert base != runbook.input_hash(b"source", {"a": 1, "b": 2}, "ci", other_lib)
+
+
+def test_list_runs_nothing(project, capsys):
+    assert run(project, "--list") == 0
+    out = capsys.readouterr().out
+    assert "01_echo" in out and "missing" in out and '"n_cells": 3' in out
+    assert not project[2].exists()
+
+
+# ----------------------------------------------------------------- execution
+def test_run_skip_and_rerun(project, library, capsys):
+    src, _, out = project
+    env_before = os.environ.get(runbook.PROFILE_ENV)
+    page = out / "01_echo.ipynb"
+
+    assert run(project, "--only", "01_echo") == 0
+    log = capsys.readouterr().out
+    assert "[run ] 01_echo (profile ci) ..." in log and "[ ok ] 01_echo" in log
+    nb = nbformat.read(page, as_version=4)
+    text = outputs_text(nb)
+    assert "params 3 conv5 {'fields_per_strain': 4, 'size': 64} 0" in text
+    assert "profile ci" in text                                   # BGROBUST_PROFILE in the kernel
+    assert f"cwd {out.resolve()}" in text                          # the kernel runs in the output folder
+    assert (out / "figures" / "echo.txt").read_text() == "3"
+    assert os.environ.get(runbook.PROFILE_ENV) == env_before      # not leaked into this process
+    assert not list(out.glob("*.running.ipynb"))
+
+    meta = nb.metadata["bgrobust"]
+    assert meta["profile"] == "ci" and meta["parameters"] == {"seed": 0, "n_cells": 3}
+    assert meta["source"].endswith("01_echo.md") and meta["runtime_seconds"] > 0
+    assert len(meta["input_hash"]) == 16
+    assert nb.metadata["papermill"]["input_path"] == meta["source"]
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "hide-input" in injected[0].metadata.tags
+
+    assert run(project, "--only", "01_echo") == 0
+    assert "[skip] 01_echo" in capsys.readouterr().out
+
+    assert run(project, "--only", "01_echo", "-p", "n_cells", "4") == 0   # a parameter changed
+    assert "[run ] 01_echo" in capsys.readouterr().out
+    assert run(project, "--only", "01_echo", "-p", "n_cells", "4") == 0
+    assert "[skip] 01_echo" in capsys.readouterr().out
+
+    (src / "01_echo.md").write_text((src / "01_echo.md").read_text() + "\nA new paragraph.\n")
+    assert run(project, "--only", "01_echo", "-p", "n_cells", "4") == 0   # the source changed
+    assert "[run ] 01_echo" in capsys.readouterr().out
+
+    library["digest"] = "lib-v2"                                          # the library changed
+    assert run(project, "--only", "01_echo", "-p", "n_cells", "4") == 0
+    assert "[run ] 01_echo" in capsys.readouterr().out
+
+    assert run(project, "--only", "01_echo", "-p", "n_cells", "4", "--force") == 0
+    assert "[run ] 01_echo" in capsys.readouterr().out
+
+
+def test_failure_leaves_no_page_and_the_others_still_run(project, library, capsys):
+    src, _, out = project
+    out.mkdir()
+    stale = out / "02_fail.ipynb"
+    stale.write_text("{}")
+
+    assert run(project, "--only", "02_fail", "03_other") == 1
+    captured = capsys.readouterr()
+    assert not stale.exists()
+    failed = out / "02_fail.failed.ipynb"
+    assert failed.exists()
+    assert (out / "03_other.ipynb").exists()                     # the run went on
+    err = captured.err
+    assert "02_fail" in err and "code cell 2" in err and "x = seed + 1" in err
+    assert "ValueError: boom 1" in err
+    assert "notebook(s) failed: 02_fail" in err
+    assert "[FAIL] 02_fail" in captured.out
+    assert "03_other" in captured.out.split("status")[-1]           # in the summary table
+    partial = nbformat.read(failed, as_version=4)
+    assert any(o.output_type == "error" for c in partial.cells if c.cell_type == "code"
+               for o in c.outputs)
+
+    write_notebook(src / "02_fail.md", FAIL[0], FAIL[1], code("print('fixed')"))
+    assert run(project, "--only", "02_fail") == 0
+    assert (out / "02_fail.ipynb").exists() and not failed.exists()
