@@ -86,8 +86,7 @@ class Dataset:
                    json.loads((path / "report.json").read_text()))
 
 
-def _process_field(screen: Screen, i: int, params: DatasetParams):
-    image = screen.image(i)
+def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: DatasetParams):
     labels = segment_cells(image[2], image[1], params.segmentation)
     crops, masks, table, dropped = extract_crops(image, labels, size=params.crop_size, edge=params.edge)
     free, free_table = cell_free_crops(
@@ -95,8 +94,7 @@ def _process_field(screen: Screen, i: int, params: DatasetParams):
         min_distance=params.cellfree_min_distance, border=params.cellfree_border,
         variance_factor=params.cellfree_variance_factor)
     quality = None
-    if screen.has_truth:
-        truth = screen.label_image(i)
+    if truth is not None:
         m = match_instances(truth, labels)
         quality = {"field": i, "n_true": m.n_true, "n_pred": m.n_pred, "n_matched": m.n_matched,
                    "mean_iou": m.mean_iou, "centroid_error": m.centroid_error}
@@ -123,7 +121,9 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
     order = range(screen.n_fields)
     if progress:
         order = tqdm(order, desc="segmenting and cropping", unit="field")
-    results = Parallel(n_jobs=n_jobs)(delayed(_process_field)(screen, i, params) for i in order)
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params)
+        for i in order)
 
     table = pd.concat([r[2] for r in results], ignore_index=True)
     images = np.concatenate([r[0] for r in results])
@@ -181,3 +181,39 @@ def load_or_build(screen: Screen, params: DatasetParams | None = None, cache_dir
     if not (path / "report.json").exists():
         build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(path)
     return Dataset.load(path)
+
+
+def open_screen(source: str = "synthetic", screen: dict | None = None, *, manifest_path=None,
+                labels_path=None, cache_dir=None, n_jobs: int = 1, progress: bool = True) -> Screen:
+    """The screen a chapter works on, from its parameters.
+
+    Parameters
+    ----------
+    source : {"synthetic", "manifest"}
+        The embedded synthetic screen (default) or a real screen described by a
+        manifest (see the book page "Using your own screen").
+    screen : dict, optional
+        :class:`~bgrobust.synth.ScreenConfig` parameters (synthetic source).
+    manifest_path : path, optional
+        The manifest CSV (manifest source).
+    labels_path : path, optional
+        A yeastgfp-format table (Huh et al. 2003) giving each ORF's localization
+        (manifest source); without it every strain is "unlabelled".
+    """
+    from .cache import content_key as _key
+
+    if source == "synthetic":
+        from .synth import ScreenConfig, load_or_generate
+
+        return load_or_generate(ScreenConfig.from_dict(screen), cache_dir, n_jobs=n_jobs, progress=progress)
+    if source == "manifest":
+        from .io import huh_labels, load_screen, read_huh_table
+
+        if manifest_path is None:
+            raise ValueError("open_screen: source 'manifest' needs manifest_path")
+        labels = huh_labels(read_huh_table(labels_path)) if labels_path else None
+        real = load_screen(manifest_path, labels=labels)
+        real.meta["manifest_key"] = _key(Path(manifest_path))
+        real.meta["labels_key"] = _key(Path(labels_path)) if labels_path else None
+        return real
+    raise ValueError(f"open_screen: source must be 'synthetic' or 'manifest', got {source!r}")

@@ -165,3 +165,22 @@ def single_localized(strains: pd.DataFrame, classes: Sequence[str] = CLASSES) ->
     """The single-localized strains whose class is in ``classes``."""
     keep = (strains["kind"] == "single") & strains["localization"].isin(list(classes))
     return strains[keep]
+
+
+def plate_distribution(strains: pd.DataFrame, classes: Sequence[str] = CLASSES) -> pd.DataFrame:
+    """Share of each class's single-localized proteins on each plate (rows sum to 1).
+
+    This is the paper's Supp. Fig. 3: a skewed row means the class was imaged mostly
+    under one plate's conditions.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"kind": ["single"] * 3, "localization": ["ER", "ER", "actin"],
+    ...                   "plate": [1, 2, 2]})
+    >>> plate_distribution(s, classes=["actin", "ER"]).loc["ER"].tolist()
+    [0.5, 0.5]
+    """
+    single = single_localized(strains, classes)
+    counts = pd.crosstab(single["localization"], single["plate"])
+    counts = counts.reindex(index=[c for c in classes if c in counts.index])
+    return counts.div(counts.sum(axis=1), axis=0)
