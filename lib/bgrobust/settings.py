@@ -1,0 +1,1025 @@
+"""The image settings of the paper's five experiments (sections 3.2-3.3, appendix D.1).
+
+Every experiment trains linear classifiers on features of crops whose *centre cell*
+has a known localization class, while the rest of the crop (the *background*) is
+varied:
+
+========  ==============================  ==============================================
+setting   display name                    crops of centre class ``c``
+========  ==============================  ==============================================
+base      Baseline                        real crops (raw intensities)
+mask      Masked Background               the same real crops, every pixel outside the
+                                          centre cell set to 0
+same      Same Loc Swap                   centre cell of protein ``p1`` pasted on a crop of
+                                          another protein ``p2`` of class ``c``
+diff      Different Loc Swap              pasted on a cell crop of a protein of class
+                                          ``b != c``
+batch     Cell-Free Different Loc Swap    pasted on a cell-free crop of proteins of class
+                                          ``b != c`` (appendix D.1)
+========  ==============================  ==============================================
+
+The short names are the file names of the paper's result CSVs
+(``results_{base,mask,same,diff,batch}.csv``).
+
+Compositing (:func:`composite`) is the paper notebook's
+``impose_foreground_on_background``: a copy of the background crop with the centre
+cell's pixels pasted where its segmentation mask is true; the donor's own centre
+cell is *not* removed.  Before pasting, the centre-cell pixels are standardised with
+the mean and standard deviation of all pixels of its protein's crops and the
+background pixels with those of the background's protein (section 3.2,
+:func:`protein_stats`, :func:`standardize`).
+
+:func:`generate_settings` builds every set the experiments need, deterministically
+from ``random_state``, and caches them as one array plus an index table
+(:class:`SettingSets`).
+
+Examples
+--------
+>>> import numpy as np
+>>> fg = np.array([[0, 5], [7, 0]], np.uint16); bg = np.full((2, 2), 1, np.uint16)
+>>> composite_example(fg, bg)
+array([[1, 5],
+       [7, 1]], dtype=uint16)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .cache import atomic_dir, code_key, content_key
+from .classes import CLASSES, check_classes
+from .crops import CropSet
+from .screen import CHANNELS
+
+#: The five experiments, by the paper code's CSV names.
+SETTINGS: tuple[str, ...] = ("base", "mask", "same", "diff", "batch")
+
+#: Display names (Table 1 of the paper).
+SETTING_NAMES: dict[str, str] = {
+    "base": "Baseline",
+    "mask": "Masked Background",
+    "same": "Same Loc Swap",
+    "diff": "Different Loc Swap",
+    "batch": "Cell-Free Different Loc Swap",
+}
+
+#: The :class:`SettingSets` accessor of each setting.
+SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
+                              "diff": "swap", "batch": "cellfree"}
+
+#: Where the paper code's example pair lives under ``bgrobust.paths.SHARED_DATA``.
+EXAMPLE_PAIR_DIR = Path("paper-results") / "generate_data_example"
+
+_SAMPLING = ("random", "first")
+_SHORTFALL = ("min", "error")
+_BASE_PROTEINS = ("all", "one")
+_CELLFREE_SAMPLING = ("two_step", "one_protein")
+
+
+# --------------------------------------------------------------------------------------
+# compositing
+# --------------------------------------------------------------------------------------
+
+def composite(foreground, mask, background) -> np.ndarray:
+    """Paste the masked pixels of ``foreground`` onto a copy of ``background``.
+
+    Parameters
+    ----------
+    foreground, background : array, (H, W), (C, H, W) or (N, C, H, W)
+        Same shape.  The result has their common dtype (``np.result_type``).
+    mask : bool array
+        ``(H, W)`` for single images (shared by all channels), ``(N, H, W)`` for a
+        batch, or the full shape of ``foreground``.
+
+    Returns
+    -------
+    out : array
+        ``background`` where ``mask`` is False, ``foreground`` where it is True.
+
+    Examples
+    --------
+    >>> fg = np.full((2, 3, 3), 9.0); bg = np.zeros((2, 3, 3)); m = np.eye(3, dtype=bool)
+    >>> composite(fg, m, bg)[1]
+    array([[9., 0., 0.],
+           [0., 9., 0.],
+           [0., 0., 9.]])
+    """
+    foreground = np.asarray(foreground)
+    background = np.asarray(background)
+    mask = np.asarray(mask)
+    if foreground.shape != background.shape:
+        raise ValueError(f"composite: foreground {foreground.shape} and background "
+                         f"{background.shape} must have the same shape")
+    if foreground.ndim not in (2, 3, 4):
+        raise ValueError(f"composite: foreground must be (H, W), (C, H, W) or (N, C, H, W), "
+                         f"got shape {foreground.shape}")
+    if mask.dtype != bool:
+        raise ValueError(f"composite: mask must be a boolean array, got dtype {mask.dtype}")
+    if mask.shape == foreground.shape:
+        full = mask
+    elif foreground.ndim == 3 and mask.shape == foreground.shape[1:]:
+        full = mask[None]
+    elif foreground.ndim == 4 and mask.shape == (foreground.shape[0],) + foreground.shape[2:]:
+        full = mask[:, None]
+    else:
+        raise ValueError(f"composite: mask shape {mask.shape} does not fit foreground "
+                         f"{foreground.shape}; expected (H, W), (N, H, W) or the full shape")
+    return np.where(full, foreground, background).astype(
+        np.result_type(foreground, background), copy=False)
+
+
+def composite_example(foreground, background) -> np.ndarray:
+    """The paper notebook's compositing of a pre-segmented foreground crop.
+
+    Exactly ``impose_foreground_on_background(..., normalize_foreground=False,
+    normalize_background=False)`` of ``generate_data_example.ipynb``: the mask is
+    ``foreground > 0`` and raw values are pasted (no standardisation).
+
+    Parameters
+    ----------
+    foreground : (H, W) array
+        A crop that is zero outside the segmented cell.
+    background : (H, W) array
+        The donor crop.
+
+    Examples
+    --------
+    >>> composite_example(np.array([[0, 3]]), np.array([[1, 1]]))
+    array([[1, 3]])
+    """
+    foreground = np.asarray(foreground)
+    if foreground.ndim != 2:
+        raise ValueError(f"composite_example: foreground must be one (H, W) channel, "
+                         f"got shape {foreground.shape}")
+    return composite(foreground, foreground > 0, background)
+
+
+def read_example_pair(folder=None) -> tuple[np.ndarray, np.ndarray]:
+    """The paper code's example ``(foreground, background)`` pair (64 x 64 uint16 GFP).
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder holding ``foreground_example.tiff`` and ``background_example.tiff``
+        (default: ``SHARED_DATA / "paper-results/generate_data_example"``).
+    """
+    import tifffile
+
+    from .paths import SHARED_DATA
+
+    folder = Path(folder) if folder is not None else SHARED_DATA / EXAMPLE_PAIR_DIR
+    paths = [folder / "foreground_example.tiff", folder / "background_example.tiff"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"read_example_pair: missing {missing} (the example pair of the "
+                                f"paper's repository generate_data_example/)")
+    return tifffile.imread(paths[0]), tifffile.imread(paths[1])
+
+
+# --------------------------------------------------------------------------------------
+# per-protein standardisation
+# --------------------------------------------------------------------------------------
+
+def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True,
+                  chunk: int = 512) -> pd.DataFrame:
+    """Per-protein, per-channel mean and standard deviation of all crop pixels.
+
+    Section 3.2: "we standardize these pixels using the mean and standard deviation
+    of pixel intensities calculated across all single-cell images for their
+    respective proteins".
+
+    Parameters
+    ----------
+    crops : CropSet
+        Cell crops; ``images`` is ``(N, C, S, S)`` in :data:`~bgrobust.screen.CHANNELS`
+        order.
+    by : str
+        The table column that names the protein.
+    valid_only : bool
+        Use only rows with ``table.valid`` True (when the column exists).
+    chunk : int
+        Crops read at a time (memory bound for memory-mapped crops).
+
+    Returns
+    -------
+    stats : DataFrame
+        Indexed by protein, columns ``n_crops``, ``mean_<channel>``, ``std_<channel>``
+        (float64, population std over all pixels of all crops).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> imgs = np.stack([np.full((3, 2, 2), v, np.uint16) for v in (1, 3)])
+    >>> cs = CropSet(imgs, np.ones((2, 2, 2), bool), pd.DataFrame({"strain": ["A", "A"]}))
+    >>> protein_stats(cs).loc["A", ["n_crops", "mean_gfp", "std_gfp"]].tolist()
+    [2.0, 2.0, 1.0]
+    """
+    table = crops.table
+    if by not in table.columns:
+        raise ValueError(f"protein_stats: crops.table has no column {by!r} (by=)")
+    images = crops.images
+    if np.ndim(images) != 4:
+        raise ValueError(f"protein_stats: crops.images must be (N, C, S, S), got {np.shape(images)}")
+    n_channels = images.shape[1]
+    names = list(CHANNELS) if n_channels == len(CHANNELS) else [f"c{i}" for i in range(n_channels)]
+    keep = np.ones(len(table), bool)
+    if valid_only and "valid" in table.columns:
+        keep = table["valid"].to_numpy(bool)
+    rows = {}
+    groups = pd.Series(np.arange(len(table)))[keep].groupby(table[by].to_numpy()[keep], sort=True)
+    for protein, positions in groups:
+        idx = np.sort(positions.to_numpy())
+        shift = None
+        total = np.zeros(n_channels)
+        total_sq = np.zeros(n_channels)
+        count = 0
+        for start in range(0, len(idx), chunk):
+            block = np.asarray(images[idx[start:start + chunk]], np.float64)
+            if shift is None:
+                shift = block.mean(axis=(0, 2, 3))
+            block -= shift[None, :, None, None]
+            total += block.sum(axis=(0, 2, 3))
+            total_sq += np.square(block).sum(axis=(0, 2, 3))
+            count += block.shape[0] * block.shape[2] * block.shape[3]
+        mean_shifted = total / count
+        var = np.maximum(total_sq / count - mean_shifted ** 2, 0.0)
+        row = {"n_crops": len(idx)}
+        row.update({f"mean_{c}": m for c, m in zip(names, shift + mean_shifted)})
+        row.update({f"std_{c}": s for c, s in zip(names, np.sqrt(var))})
+        rows[protein] = row
+    columns = ["n_crops"] + [f"mean_{c}" for c in names] + [f"std_{c}" for c in names]
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    out.index.name = by
+    out["n_crops"] = out["n_crops"].astype(int)
+    return out
+
+
+def stats_for(stats: pd.DataFrame, protein) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` arrays, one value per channel, of one protein of :func:`protein_stats`."""
+    if protein not in stats.index:
+        raise KeyError(f"stats_for: protein {protein!r} has no statistics (no valid crops?)")
+    row = stats.loc[protein]
+    means = [c for c in stats.columns if c.startswith("mean_")]
+    stds = [c for c in stats.columns if c.startswith("std_")]
+    return row[means].to_numpy(np.float64), row[stds].to_numpy(np.float64)
+
+
+def standardize(images, mean, std, *, dtype=np.float32) -> np.ndarray:
+    """Per-channel standardisation ``(images - mean) / std``.
+
+    Parameters
+    ----------
+    images : array, (C, H, W) or (N, C, H, W)
+    mean, std : array
+        ``(C,)`` (one value per channel) or, for a batch, ``(N, C)`` (one row per image).
+    dtype : dtype
+        Output dtype (computed in float64).
+
+    Examples
+    --------
+    >>> standardize(np.array([[[1.0, 3.0]]]), [2.0], [1.0])
+    array([[[-1.,  1.]]], dtype=float32)
+    """
+    images = np.asarray(images)
+    mean = np.asarray(mean, np.float64)
+    std = np.asarray(std, np.float64)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"standardize: images must be (C, H, W) or (N, C, H, W), got {images.shape}")
+    if mean.shape != std.shape:
+        raise ValueError(f"standardize: mean {mean.shape} and std {std.shape} must have the same shape")
+    n_channels = images.shape[-3]
+    if mean.ndim == 1 and mean.shape[0] == n_channels:
+        shape = (n_channels, 1, 1)
+    elif mean.ndim == 2 and images.ndim == 4 and mean.shape == images.shape[:2]:
+        shape = mean.shape + (1, 1)
+    else:
+        raise ValueError(f"standardize: mean/std of shape {mean.shape} do not fit images "
+                         f"{images.shape}; expected ({n_channels},) or (N, {n_channels})")
+    if not np.all(np.isfinite(std)) or np.any(std <= 0):
+        raise ValueError("standardize: std must be finite and > 0 in every channel "
+                         "(a constant protein channel cannot be standardised)")
+    out = (images.astype(np.float64) - mean.reshape(shape)) / std.reshape(shape)
+    return out.astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------
+# the generated sets
+# --------------------------------------------------------------------------------------
+
+class _View(Mapping):
+    """``sets.base["actin"]``, ``sets.swap[("actin", "ER")]``, ... (read-only mapping)."""
+
+    def __init__(self, owner: "SettingSets", setting: str):
+        self._owner, self._setting = owner, setting
+
+    def _key(self, key):
+        if self._setting in ("base", "mask", "same"):
+            return (self._setting, key, key)
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise KeyError(f"{SET_GROUPS[self._setting]}: key must be (centre_class, background_class), "
+                           f"got {key!r}")
+        return (self._setting,) + key
+
+    def __getitem__(self, key) -> CropSet:
+        return self._owner[self._key(key)]
+
+    def __iter__(self):
+        for s, c, b in self._owner.keys():
+            if s == self._setting:
+                yield c if s in ("base", "mask", "same") else (c, b)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"<{SET_GROUPS[self._setting]}: {len(self)} sets>"
+
+
+@dataclass
+class SettingSets:
+    """Every crop set of the five experiments: one array plus an index table.
+
+    Attributes
+    ----------
+    images : (N, C, S, S) float32 array (memory-mapped when loaded)
+    masks : (N, S, S) bool array
+        The pasted centre-cell mask of every crop.
+    table : DataFrame
+        One row per crop: ``set``, ``setting``, ``centre_class``, ``background_class``,
+        ``centre_strain``, ``background_strain``, ``centre_index`` (position in
+        ``dataset.crops``), ``background_index`` and ``background_source``
+        (``"crops"`` or ``"cell_free"``: which CropSet of the dataset it indexes),
+        plus ``strain`` and ``localization`` (the centre's, for code that expects a
+        crop table).
+    sets : DataFrame
+        One row per set: ``set``, ``setting``, ``centre_class``, ``background_class``,
+        ``centre_strain``, ``background_strain`` (several are joined by ``";"``),
+        ``start``, ``stop``, ``n``, ``n_requested``, ``n_background_unique``,
+        ``shortfall`` (fewer than ``n_requested`` crops) and ``background_reused``.
+    meta : dict
+        Parameters, cache key and timing.
+
+    Sets are addressed by ``(setting, centre_class, background_class)``; for base,
+    mask and same the background class is the centre class (an aligned background).
+    The accessors ``base``, ``mask``, ``same`` (keyed by class) and ``swap``,
+    ``cellfree`` (keyed by ``(centre, background)``) are read-only mappings.
+
+    Examples
+    --------
+    >>> # sets = generate_settings(dataset, 40)
+    >>> # sets.swap[("actin", "ER")].images.shape  ->  (40, 3, 64, 64)
+    >>> # for (setting, centre, background), crops in sets.items(): ...
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    table: pd.DataFrame
+    sets: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self):
+        if not (len(self.images) == len(self.masks) == len(self.table)):
+            raise ValueError(f"SettingSets: {len(self.images)} images, {len(self.masks)} masks and "
+                             f"{len(self.table)} table rows must agree")
+        self._index = {(r.setting, r.centre_class, r.background_class): (int(r.start), int(r.stop))
+                       for r in self.sets.itertuples()}
+
+    # mapping-like access -------------------------------------------------------------
+    def keys(self) -> list[tuple[str, str, str]]:
+        """All ``(setting, centre_class, background_class)`` keys, in storage order."""
+        return list(self._index)
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key) -> bool:
+        return key in self._index
+
+    def __getitem__(self, key) -> CropSet:
+        if not (isinstance(key, tuple) and len(key) == 3):
+            raise KeyError(f"SettingSets: key must be (setting, centre_class, background_class), got {key!r}")
+        if key[0] not in SETTINGS:
+            raise KeyError(f"SettingSets: unknown setting {key[0]!r}; expected one of {SETTINGS}")
+        if key not in self._index:
+            have = sorted({k[0] for k in self._index})
+            hint = ("; diff/batch backgrounds must differ from the centre class"
+                    if key[0] in ("diff", "batch") and key[1] == key[2] else "")
+            raise KeyError(f"SettingSets: no set {key!r} (settings generated: {have}){hint}")
+        start, stop = self._index[key]
+        return CropSet(self.images[start:stop], self.masks[start:stop],
+                       self.table.iloc[start:stop].reset_index(drop=True))
+
+    def get(self, setting: str, centre: str, background: str | None = None) -> CropSet:
+        """One set; ``background`` defaults to ``centre`` (base, mask, same)."""
+        return self[(setting, centre, centre if background is None else background)]
+
+    def items(self):
+        """Iterate ``((setting, centre, background), CropSet)`` over all sets."""
+        for key in self._index:
+            yield key, self[key]
+
+    @property
+    def base(self) -> _View:
+        return _View(self, "base")
+
+    @property
+    def mask(self) -> _View:
+        return _View(self, "mask")
+
+    @property
+    def same(self) -> _View:
+        return _View(self, "same")
+
+    @property
+    def swap(self) -> _View:
+        return _View(self, "diff")
+
+    @property
+    def cellfree(self) -> _View:
+        return _View(self, "batch")
+
+    @property
+    def n_crops(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        counts = self.sets.groupby("setting", sort=False).size().to_dict()
+        return f"SettingSets({self.n_crops} crops; sets per setting {counts})"
+
+    # storage ---------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write to a folder (npy arrays, parquet tables, meta.json), atomically."""
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            _write(tmp, self.images, self.masks, self.table, self.sets, self.meta)
+        return path
+
+    @classmethod
+    def load(cls, path, mmap: bool = True) -> "SettingSets":
+        """Read a folder written by :meth:`save` or :func:`generate_settings`."""
+        path = Path(path)
+        if not (path / "meta.json").is_file():
+            raise FileNotFoundError(f"SettingSets.load: {path} holds no generated settings (no meta.json)")
+        mode = "r" if mmap else None
+        return cls(np.load(path / "images.npy", mmap_mode=mode), np.load(path / "masks.npy", mmap_mode=mode),
+                   pd.read_parquet(path / "table.parquet"), pd.read_parquet(path / "sets.parquet"),
+                   json.loads((path / "meta.json").read_text()), path)
+
+
+def _write(folder: Path, images, masks, table, sets, meta) -> None:
+    if images is not None:
+        np.save(folder / "images.npy", np.asarray(images))
+        np.save(folder / "masks.npy", np.asarray(masks))
+    table.to_parquet(folder / "table.parquet", index=False)
+    sets.to_parquet(folder / "sets.parquet", index=False)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------------------
+# planning: which proteins and crops go into which set
+# --------------------------------------------------------------------------------------
+
+def _rng(random_state: int, *key) -> np.random.Generator:
+    """An independent stream per set, so a set does not depend on which others are built."""
+    digest = hashlib.sha256(json.dumps([int(random_state), *key]).encode()).digest()
+    return np.random.default_rng(np.frombuffer(digest[:16], dtype=np.uint32))
+
+
+def _pools(table: pd.DataFrame, classes, rows: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """class -> {protein: positions}, single-localized proteins only, proteins sorted.
+
+    ``table`` must have a default RangeIndex (positions); ``rows`` selects the usable rows.
+    """
+    sub = table.iloc[rows]
+    sub = sub[(sub["kind"] == "single") & sub["localization"].isin(list(classes))]
+    pools: dict[str, dict[str, np.ndarray]] = {c: {} for c in classes}
+    for (loc, strain), group in sub.groupby(["localization", "strain"], sort=True):
+        pools[loc][strain] = group.index.to_numpy()
+    return pools
+
+
+def _take(rng, positions: np.ndarray, n: int, sampling: str) -> np.ndarray:
+    """Up to ``n`` distinct positions: a random sample or the first ``n``."""
+    if sampling == "first":
+        return positions[:n]
+    k = min(n, len(positions))
+    return rng.choice(positions, size=k, replace=False)
+
+
+def _cycle(rng, positions: np.ndarray, n: int, sampling: str) -> np.ndarray:
+    """Exactly ``n`` positions, all distinct first, then reused cyclically."""
+    order = positions if sampling == "first" else rng.permutation(positions)
+    return np.resize(order, n)
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"generate_settings: {name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"generate_settings: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_choice(value, name: str, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"generate_settings: {name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _check_table(table: pd.DataFrame, columns, where: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"generate_settings: {where} table lacks column(s) {missing}")
+
+
+def _shortfall(policy: str, message: str) -> None:
+    if policy == "error":
+        raise ValueError(message + " (shortfall='error'; use shortfall='min' to keep fewer crops)")
+
+
+@dataclass
+class _Plan:
+    setting: str
+    centre_class: str
+    background_class: str
+    n_requested: int
+    centre_index: np.ndarray
+    centre_strain: np.ndarray
+    background_index: np.ndarray
+    background_strain: np.ndarray
+    background_source: str
+
+    @property
+    def n(self) -> int:
+        return len(self.centre_index)
+
+
+def _plan_centres(rng, pool: dict[str, np.ndarray], n: int, sampling: str, shortfall: str,
+                  where: str) -> tuple[str, np.ndarray]:
+    proteins = sorted(pool)
+    p1 = proteins[int(rng.integers(len(proteins)))]
+    if len(pool[p1]) < n:
+        _shortfall(shortfall, f"{where}: centre protein {p1!r} has {len(pool[p1])} valid crops, "
+                              f"fewer than n_cells={n}")
+    return p1, _take(rng, pool[p1], n, sampling)
+
+
+def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode: str,
+                   reuse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Background crops of one class: appendix D.1's two-step sampling or one protein.
+
+    two_step: per crop, pick a protein with crops left uniformly at random, then the
+    next of its crops (a random order, or table order for ``sampling="first"``); a
+    protein with no crop left is re-drawn ("we repeated the sampling").  When every
+    crop has been used once, the pool is refilled (``reuse``) or sampling stops.
+    """
+    proteins = sorted(pool)
+    if mode == "one_protein":
+        p = proteins[int(rng.integers(len(proteins)))]
+        positions = pool[p]
+        k = n if reuse else min(n, len(positions))
+        chosen = _cycle(rng, positions, k, sampling)
+        return chosen, np.array([p] * len(chosen), dtype=object)
+    chosen, strains = [], []
+    while len(chosen) < n:
+        queues = {p: pool[p] if sampling == "first" else rng.permutation(pool[p]) for p in proteins}
+        used = dict.fromkeys(proteins, 0)
+        alive = list(proteins)
+        while len(chosen) < n and alive:
+            j = int(rng.integers(len(alive)))
+            p = alive[j]
+            chosen.append(queues[p][used[p]])
+            strains.append(p)
+            used[p] += 1
+            if used[p] == len(queues[p]):
+                alive.pop(j)
+        if not reuse:
+            break
+    return np.asarray(chosen, dtype=np.int64), np.array(strains, dtype=object)
+
+
+def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, shortfall: str,
+          base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool) -> list[_Plan]:
+    crops_table = dataset.crops.table
+    _check_table(crops_table, ["strain", "localization", "kind", "valid"], "dataset.crops")
+    valid = np.flatnonzero(crops_table["valid"].to_numpy(bool))
+    cells = _pools(crops_table.reset_index(drop=True), classes, valid)
+    for c in classes:
+        if not cells[c]:
+            raise ValueError(f"generate_settings: class {c!r} has no single-localized protein with "
+                             f"valid crops in the dataset; drop it from classes=")
+    if "same" in settings:
+        for c in classes:
+            if len(cells[c]) < 2:
+                raise ValueError(f"generate_settings: setting 'same' needs two single-localized proteins "
+                                 f"of class {c!r}, found {sorted(cells[c])}; drop 'same' from settings= "
+                                 f"or {c!r} from classes=")
+    if any(s in settings for s in ("diff", "batch")) and len(classes) < 2:
+        raise ValueError("generate_settings: settings 'diff' and 'batch' need at least two classes")
+    free = {c: {} for c in classes}
+    if "batch" in settings:
+        free_table = dataset.cell_free.table.reset_index(drop=True)
+        _check_table(free_table, ["strain", "localization", "kind"], "dataset.cell_free")
+        free = _pools(free_table, classes, np.arange(len(free_table)))
+        # a cell-free crop is standardised with its protein's cell-crop statistics
+        free = {c: {p: v for p, v in pool.items() if p in cells[c]} for c, pool in free.items()}
+
+    plans: list[_Plan] = []
+
+    def one_protein_background(rng, c, b, p1, centres):
+        candidates = {p: v for p, v in cells[b].items() if p != p1}
+        p2 = sorted(candidates)[int(rng.integers(len(candidates)))]
+        pos = candidates[p2]
+        k = len(centres)
+        if len(pos) < k and not reuse_backgrounds:
+            _shortfall(shortfall, f"generate_settings: background protein {p2!r} of class {b!r} has "
+                                  f"{len(pos)} valid crops, fewer than the {k} needed for centre {c!r}")
+            k = len(pos)
+        return _cycle(rng, pos, k, sampling), np.array([p2] * k, dtype=object)
+
+    base_choice = {}
+    for setting in settings:
+        if setting in ("base", "mask"):
+            for c in classes:
+                if c not in base_choice:
+                    rng = _rng(random_state, "base", c)
+                    if base_proteins == "one":
+                        p, idx = _plan_centres(rng, cells[c], n, sampling, shortfall,
+                                               f"generate_settings: base/mask class {c!r}")
+                    else:
+                        pooled = np.sort(np.concatenate(list(cells[c].values())))
+                        if len(pooled) < n:
+                            _shortfall(shortfall, f"generate_settings: base/mask class {c!r} has "
+                                                  f"{len(pooled)} valid crops over proteins "
+                                                  f"{sorted(cells[c])}, fewer than n_cells={n}")
+                        idx = _take(rng, pooled, n, sampling)
+                    base_choice[c] = idx
+                idx = base_choice[c]
+                strains = crops_table["strain"].to_numpy()[idx].astype(object)
+                plans.append(_Plan(setting, c, c, n, idx, strains, idx, strains, "crops"))
+            continue
+        pairs = ([(c, c) for c in classes] if setting == "same"
+                 else [(c, b) for c in classes for b in classes if b != c])
+        for c, b in pairs:
+            where = f"generate_settings: {setting} centre class {c!r}"
+            # the centre cells of a pair (c, b) are shared by diff and batch (paired design)
+            p1, centres = _plan_centres(_rng(random_state, "centre", c, b), cells[c], n, sampling,
+                                        shortfall, where)
+            if setting in ("same", "diff"):
+                bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres)
+                source = "crops"
+            else:
+                if not free[b]:
+                    _shortfall(shortfall, f"generate_settings: background class {b!r} has no cell-free "
+                                          f"crops of a single-localized protein (batch, centre {c!r})")
+                    bg, bg_strain = np.zeros(0, np.int64), np.zeros(0, object)
+                else:
+                    bg, bg_strain = _plan_cellfree(_rng(random_state, "cellfree", c, b), free[b],
+                                                   len(centres), sampling, cellfree_sampling,
+                                                   reuse_backgrounds)
+                    if len(bg) < len(centres):
+                        _shortfall(shortfall, f"generate_settings: background class {b!r} has {len(bg)} "
+                                              f"cell-free crops, fewer than the {len(centres)} needed "
+                                              f"for centre {c!r} (reuse_backgrounds=False)")
+                source = "cell_free"
+            k = len(bg)
+            plans.append(_Plan(setting, c, b, n, centres[:k], np.array([p1] * k, dtype=object),
+                               np.asarray(bg, np.int64), bg_strain, source))
+    return plans
+
+
+# --------------------------------------------------------------------------------------
+# generation
+# --------------------------------------------------------------------------------------
+
+def dataset_fingerprint(dataset, chunk: int = 1024) -> str:
+    """A content key of a :class:`~bgrobust.dataset.Dataset` (tables, report, every pixel)."""
+    h = hashlib.sha256()
+    for crops in (dataset.crops, dataset.cell_free):
+        h.update(pd.util.hash_pandas_object(crops.table, index=False).to_numpy().tobytes())
+        h.update(str(list(crops.table.columns)).encode())
+        for arr in (crops.images, crops.masks):
+            h.update(f"{np.shape(arr)}{np.asarray(arr[:0]).dtype}".encode())
+            for start in range(0, len(arr), chunk):
+                h.update(np.ascontiguousarray(arr[start:start + chunk]).tobytes())
+    h.update(json.dumps(getattr(dataset, "report", {}), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _stats_table(stats: pd.DataFrame) -> dict:
+    """protein -> (mean, std) arrays, for fast lookups."""
+    means = [c for c in stats.columns if c.startswith("mean_")]
+    stds = [c for c in stats.columns if c.startswith("std_")]
+    m, s = stats[means].to_numpy(np.float64), stats[stds].to_numpy(np.float64)
+    return {p: (m[i], s[i]) for i, p in enumerate(stats.index)}
+
+
+def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool):
+    crops = dataset.crops
+    centre = np.asarray(crops.images[plan.centre_index])
+    masks = np.asarray(crops.masks[plan.centre_index]).astype(bool)
+    if plan.setting == "base":
+        return centre.astype(np.float32), masks
+    if plan.setting == "mask":
+        return (centre * masks[:, None]).astype(np.float32), masks
+    source = crops if plan.background_source == "crops" else dataset.cell_free
+    background = np.asarray(source.images[plan.background_index])
+    if standardize_pixels:
+        m1, s1 = stats[plan.centre_strain[0]]
+        centre = standardize(centre, m1, s1)
+        m2 = np.stack([stats[p][0] for p in plan.background_strain])
+        s2 = np.stack([stats[p][1] for p in plan.background_strain])
+        background = standardize(background, m2, s2)
+    return composite(centre.astype(np.float32), masks, background.astype(np.float32)), masks
+
+
+def _tables(plans: list[_Plan]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sizes = np.array([p.n for p in plans], dtype=np.int64)
+    stops = np.cumsum(sizes)
+
+    def cat(values, dtype=object):
+        return np.concatenate([np.asarray(v, dtype) for v in values]) if plans else np.zeros(0, dtype)
+
+    table = pd.DataFrame({
+        "set": np.repeat(np.arange(len(plans)), sizes),
+        "setting": np.repeat([p.setting for p in plans], sizes).astype(object),
+        "centre_class": np.repeat([p.centre_class for p in plans], sizes).astype(object),
+        "background_class": np.repeat([p.background_class for p in plans], sizes).astype(object),
+        "centre_strain": cat([p.centre_strain.astype(str) for p in plans]),
+        "background_strain": cat([p.background_strain.astype(str) for p in plans]),
+        "centre_index": cat([p.centre_index for p in plans], np.int64),
+        "background_index": cat([p.background_index for p in plans], np.int64),
+        "background_source": np.repeat([p.background_source for p in plans], sizes).astype(object),
+    })
+    table["strain"] = table["centre_strain"]
+    table["localization"] = table["centre_class"]
+    sets = []
+    for i, p in enumerate(plans):
+        unique_bg = len(np.unique(p.background_index))
+        sets.append({
+            "set": i, "setting": p.setting, "centre_class": p.centre_class,
+            "background_class": p.background_class,
+            "centre_strain": ";".join(sorted(set(p.centre_strain.astype(str)))),
+            "background_strain": ";".join(sorted(set(p.background_strain.astype(str)))),
+            "start": int(stops[i] - p.n), "stop": int(stops[i]), "n": p.n, "n_requested": p.n_requested,
+            "n_background_unique": unique_bg, "shortfall": p.n < p.n_requested,
+            "background_reused": unique_bg < p.n,
+        })
+    return table, pd.DataFrame(sets)
+
+
+def settings_key(dataset, n_cells: int, random_state: int, params: dict, *,
+                 fingerprint: str | None = None) -> str:
+    """Cache key: the dataset's content, the parameters and this module's code."""
+    fingerprint = fingerprint or dataset_fingerprint(dataset)
+    return content_key(fingerprint, int(n_cells), int(random_state), params, code_key("bgrobust.settings"))
+
+
+def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTINGS, random_state: int = 0,
+                      sampling: str = "random", base_proteins: str = "all",
+                      cellfree_sampling: str = "two_step", shortfall: str = "min",
+                      reuse_backgrounds: bool = True, standardize: bool = True,
+                      progress: bool = True, cache_dir=None) -> SettingSets:
+    """Every crop set of the five experiments, cached on disk.
+
+    For every ordered pair of classes ``(c, b)`` (section 3.2): a protein ``p1`` of
+    class ``c`` and a protein ``p2`` of class ``b`` (``p2 != p1`` when ``b == c``)
+    are drawn at random among the single-localized strains; the centre cells of
+    ``n_cells`` crops of ``p1`` (their segmentation masks) are pasted on crops of
+    ``p2``, after standardising the centre pixels with ``p1``'s and the background
+    pixels with ``p2``'s per-channel mean and std (:func:`protein_stats`).  Only
+    valid crops (``table.valid``) are used.
+
+    Parameters
+    ----------
+    dataset : bgrobust.dataset.Dataset
+        Cell crops (``dataset.crops``) and cell-free crops (``dataset.cell_free``).
+    n_cells : int
+        Crops per set (the paper: 1000).
+    classes : sequence of str
+        Localization classes (default: all 15, in the paper's order).
+    settings : sequence of str
+        A subset of :data:`SETTINGS`.
+    random_state : int
+        Seed.  Every set has its own stream derived from ``random_state`` and its key,
+        so a set is the same whichever other sets are generated.
+    sampling : {"random", "first"}
+        ``"random"`` draws crops at random without replacement (section 3.2: "we
+        randomly selected two single-cell GFP images"); ``"first"`` takes them in
+        dataset order (like ``run_svm.py``'s first 1000 rows).
+    base_proteins : {"all", "one"}
+        Baseline (and masked) crops of class ``c``: drawn from the pooled valid crops
+        of *all* its single-localized proteins (default; the paper draws proteins
+        only for the synthetic images, section 3.2, and calls the baseline "real
+        single-cell crops"), or from one random protein like the swaps' ``p1``.
+        The masked set uses exactly the baseline crops.
+    cellfree_sampling : {"two_step", "one_protein"}
+        Cell-free backgrounds of class ``b``: appendix D.1's two-step sampling (for
+        each crop a random protein of class ``b``, then one of its cell-free crops;
+        proteins without any crop left are re-drawn), or one protein per pair.
+    shortfall : {"min", "error"}
+        When a protein has fewer valid crops than ``n_cells`` (or a class no cell-free
+        crops): keep what there is and record it in ``sets.shortfall`` (like the
+        paper's cell-free result rows with fewer than 1000 crops), or raise.
+    reuse_backgrounds : bool
+        Reuse background crops cyclically (after all distinct ones) when there are
+        fewer than the centre cells; otherwise that is a shortfall too.
+    standardize : bool
+        Standardise centre and background pixels per protein (all three channels).
+        ``False`` pastes raw intensities, like the paper's example notebook.
+    progress : bool
+        Show a tqdm progress bar.
+    cache_dir : path, optional
+        Cache folder (default: the run folder ``run_dir("shared")``, like
+        :func:`bgrobust.dataset.load_or_build`); the result lives in
+        ``cache_dir/settings-<key>``.
+
+    Returns
+    -------
+    SettingSets
+        ``base[c]``, ``mask[c]``, ``same[c]`` (the pair ``(c, c)``), ``swap[(c, b)]``
+        and ``cellfree[(c, b)]`` for every ``b != c``; images are float32
+        ``(n, 3, 64, 64)``, memory-mapped.
+
+    Examples
+    --------
+    >>> # ds = load_or_build(open_screen("synthetic"))
+    >>> # sets = generate_settings(ds, 40, random_state=0)
+    >>> # crops = sets.swap[("actin", "ER")]; crops.table.centre_index  # into ds.crops
+    """
+    from .paths import run_dir
+
+    n_cells = _check_int(n_cells, "n_cells", 1)
+    random_state = _check_int(random_state, "random_state", 0)
+    classes = list(classes)
+    if not classes:
+        raise ValueError("generate_settings: classes is empty")
+    check_classes(classes, where="generate_settings: classes")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"generate_settings: classes has duplicates: {classes}")
+    settings = list(settings)
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown or not settings or len(set(settings)) != len(settings):
+        raise ValueError(f"generate_settings: settings must be distinct names from {SETTINGS}, got {settings}")
+    params = {
+        "classes": classes, "settings": settings,
+        "sampling": _check_choice(sampling, "sampling", _SAMPLING),
+        "base_proteins": _check_choice(base_proteins, "base_proteins", _BASE_PROTEINS),
+        "cellfree_sampling": _check_choice(cellfree_sampling, "cellfree_sampling", _CELLFREE_SAMPLING),
+        "shortfall": _check_choice(shortfall, "shortfall", _SHORTFALL),
+        "reuse_backgrounds": bool(reuse_backgrounds), "standardize": bool(standardize),
+    }
+    cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
+    fingerprint = dataset_fingerprint(dataset)
+    key = settings_key(dataset, n_cells, random_state, params, fingerprint=fingerprint)
+    path = cache_dir / f"settings-{key}"
+    if (path / "meta.json").is_file():
+        return SettingSets.load(path)
+
+    t0 = time.perf_counter()
+    plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
+                  params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"])
+    stats = _stats_table(protein_stats(dataset.crops)) if standardize and any(
+        p.setting in ("same", "diff", "batch") for p in plans) else None
+    table, sets = _tables(plans)
+    n_total, size = len(table), dataset.crops.images.shape[-1]
+    n_channels = dataset.crops.images.shape[1]
+    short = sets[sets.shortfall]
+    if len(short):
+        warnings.warn(f"generate_settings: {len(short)} of {len(sets)} sets have fewer than "
+                      f"{n_cells} crops (see sets.shortfall)", stacklevel=2)
+    with atomic_dir(path) as tmp:
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.float32,
+                                           shape=(n_total, n_channels, size, size))
+        masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=bool,
+                                          shape=(n_total, size, size))
+        order = tqdm(plans, desc="generating settings", unit="set") if progress else plans
+        start = 0
+        for plan in order:
+            if plan.n:
+                images[start:start + plan.n], masks[start:start + plan.n] = _fill(plan, dataset, stats, standardize)
+            start += plan.n
+        images.flush()
+        masks.flush()
+        del images, masks
+        meta = {"key": key, "n_cells": n_cells, "random_state": random_state, **params,
+                "dataset": fingerprint, "n_crops": int(n_total), "n_sets": len(sets),
+                "n_shortfall": int(len(short)), "seconds": round(time.perf_counter() - t0, 3)}
+        _write(tmp, None, None, table, sets, meta)
+    return SettingSets.load(path)
+
+
+# --------------------------------------------------------------------------------------
+# helpers for the image-generation chapter
+# --------------------------------------------------------------------------------------
+
+def pixel_values(dataset, crops: CropSet, *, channel: str = "gfp", max_pixels: int = 20000,
+                 random_state: int = 0) -> pd.DataFrame:
+    """Centre-cell and background pixel values of a generated set, before and after.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The source of the set (``centre_index`` and ``background_index`` point into it).
+    crops : CropSet
+        One set of :class:`SettingSets` (e.g. ``sets.swap[("actin", "ER")]``).
+    channel : str
+        One of :data:`~bgrobust.screen.CHANNELS`.
+    max_pixels : int
+        At most this many pixels per part (the same pixels for both stages).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``part`` ("centre cell" or "background"), ``stage`` ("raw": the source
+        crops, "generated": the set's values) and ``value``.
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"pixel_values: channel must be one of {CHANNELS}, got {channel!r}")
+    for col in ("centre_index", "background_index", "background_source"):
+        if col not in crops.table.columns:
+            raise ValueError(f"pixel_values: crops.table lacks {col!r}; pass a set of generate_settings")
+    ch = CHANNELS.index(channel)
+    t = crops.table
+    masks = np.asarray(crops.masks, bool)
+    raw_centre = np.asarray(dataset.crops.images[t["centre_index"].to_numpy()][:, ch], np.float64)
+    source = dataset.cell_free if (t["background_source"] == "cell_free").any() else dataset.crops
+    raw_bg = np.asarray(source.images[t["background_index"].to_numpy()][:, ch], np.float64)
+    generated = np.asarray(crops.images[:, ch], np.float64)
+    rng = np.random.default_rng(random_state)
+    frames = []
+    for part, where, raw in (("centre cell", masks, raw_centre), ("background", ~masks, raw_bg)):
+        flat = np.flatnonzero(where)
+        if len(flat) > max_pixels:
+            flat = np.sort(rng.choice(flat, max_pixels, replace=False))
+        for stage, values in (("raw", raw.ravel()[flat]), ("generated", generated.ravel()[flat])):
+            frames.append(pd.DataFrame({"part": part, "stage": stage, "value": values}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def standardisation_histograms(dataset, crops: CropSet, *, channel: str = "gfp", bins: int = 50,
+                               max_pixels: int = 20000, random_state: int = 0) -> pd.DataFrame:
+    """Histograms of :func:`pixel_values` (density), shared bins within each stage.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``part``, ``stage``, ``left``, ``right``, ``density``; plot e.g. with
+        ``ax.stairs(density, edges)`` per (stage, part).
+
+    Examples
+    --------
+    >>> # h = standardisation_histograms(ds, sets.swap[("actin", "ER")])
+    >>> # h.groupby(["stage", "part"]).density.sum()
+    """
+    values = pixel_values(dataset, crops, channel=channel, max_pixels=max_pixels, random_state=random_state)
+    frames = []
+    for stage, group in values.groupby("stage", sort=False):
+        edges = np.histogram_bin_edges(group["value"], bins=bins)
+        for part, sub in group.groupby("part", sort=False):
+            density, _ = np.histogram(sub["value"], bins=edges, density=True)
+            frames.append(pd.DataFrame({"part": part, "stage": stage, "left": edges[:-1],
+                                        "right": edges[1:], "density": density}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def example_per_setting(sets: SettingSets, centre_class: str, background_class: str,
+                        index: int = 0) -> dict[str, CropSet]:
+    """One crop of each setting for a centre class and a (different) background class (Fig. 1A).
+
+    ``diff`` and ``batch`` of the same pair share their centre cells, so with the same
+    ``index`` they show the same cell on two backgrounds; base, mask and same show
+    crops of class ``centre_class`` (base and mask the same crop).
+
+    Returns
+    -------
+    dict
+        setting -> CropSet of one crop, in :data:`SETTINGS` order; settings that were
+        not generated or whose set is shorter than ``index + 1`` are left out.
+    """
+    check_classes([centre_class, background_class], where="example_per_setting")
+    if centre_class == background_class:
+        raise ValueError("example_per_setting: background_class must differ from centre_class "
+                         "(the diff and batch settings)")
+    out = {}
+    for setting in SETTINGS:
+        key = (setting, centre_class, background_class if setting in ("diff", "batch") else centre_class)
+        if key in sets:
+            crop_set = sets[key]
+            if len(crop_set) > index:
+                out[setting] = crop_set.subset([index])
+    return out
