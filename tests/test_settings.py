@@ -8,7 +8,8 @@ import pytest
 from bgrobust.crops import CropSet
 from bgrobust.dataset import Dataset, build_dataset
 from bgrobust.paths import SHARED_DATA
-from bgrobust.settings import (EXAMPLE_PAIR_DIR, SETTING_NAMES, SETTINGS, composite, composite_example,
+import bgrobust.settings as settings_module
+from bgrobust.settings import (EXAMPLE_PAIR_DIR, SETTING_NAMES, SETTINGS, _rng, composite, composite_example,
                                example_per_setting, generate_settings, pixel_values, protein_stats,
                                read_example_pair, standardisation_histograms, standardize, stats_for)
 from bgrobust.synth import ScreenConfig, generate_screen
@@ -259,3 +260,120 @@ def test_chapter_helpers(sets, ds):
     assert ex["diff"].table.centre_index[0] == ex["batch"].table.centre_index[0]
     with pytest.raises(ValueError, match="must differ"):
         example_per_setting(sets, "Golgi", "Golgi")
+
+
+# -- centre cells of one protein or of all proteins of the class (appendix D.3) --------
+
+def _generate(ds, n, path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return generate_settings(ds, n, progress=False, cache_dir=path, **kw)
+
+
+@pytest.fixture(scope="module")
+def sets_all(ds, tmp_path_factory):
+    return _generate(ds, 8, tmp_path_factory.mktemp("settings_all"), classes=CLASSES4[:3],
+                     settings=("diff", "batch"), centre_proteins="all", random_state=0)
+
+
+def test_default_centre_cells_are_one_protein_as_before(sets, ds, tmp_path):
+    t = ds.crops.table
+    valid = t.valid & (t.kind == "single")
+    for setting in ("diff", "batch", "same"):
+        for row in sets.sets[sets.sets.setting == setting].itertuples():
+            assert ";" not in row.centre_strain
+            crops = sets[(setting, row.centre_class, row.background_class)]
+            assert crops.table.centre_strain.nunique() == 1
+            # the draw of section 3.2, pinned: one random protein p1, then its crops
+            rng = _rng(0, "centre", row.centre_class, row.background_class)
+            proteins = sorted(t[valid & (t.localization == row.centre_class)].strain.unique())
+            p1 = proteins[int(rng.integers(len(proteins)))]
+            pool = np.flatnonzero(valid & (t.strain == p1))
+            expected = rng.choice(pool, size=min(N, len(pool)), replace=False)[:len(crops)]
+            assert row.centre_strain == p1
+            np.testing.assert_array_equal(crops.table.centre_index, expected)
+    explicit = _generate(ds, N, tmp_path, classes=CLASSES4, centre_proteins="one")
+    assert explicit.meta["centre_proteins"] == "one"
+    pd.testing.assert_frame_equal(explicit.table, sets.table)
+    np.testing.assert_array_equal(explicit.images, sets.images)
+
+
+def test_centre_proteins_all_spans_several_proteins_of_the_class(sets_all, ds):
+    assert sets_all.meta["centre_proteins"] == "all"
+    assert set(sets_all.sets.setting) == {"diff", "batch"} and len(sets_all) == 2 * 3 * 2
+    src_table = ds.crops.table
+    for (setting, centre, background), crops in sets_all.items():
+        t = crops.table
+        assert len(t) == 8 and t.centre_index.is_unique  # drawn without replacement
+        src = src_table.iloc[t.centre_index]
+        assert src.valid.all() and (src.kind == "single").all() and (src.localization == centre).all()
+        # each crop names its own protein; the set spans several proteins of class ``centre``
+        assert (src.strain.to_numpy() == t.centre_strain.to_numpy()).all()
+        proteins = sorted(t.centre_strain.unique())
+        assert len(proteins) >= 2
+        row = sets_all.sets[(sets_all.sets.setting == setting) & (sets_all.sets.centre_class == centre)
+                            & (sets_all.sets.background_class == background)].iloc[0]
+        assert row.centre_strain == ";".join(proteins)
+    # paired design: diff and batch of a pair share their centre cells (and proteins)
+    for c, b in sets_all.swap:
+        pd.testing.assert_frame_equal(sets_all.swap[(c, b)].table[["centre_index", "centre_strain"]],
+                                      sets_all.cellfree[(c, b)].table[["centre_index", "centre_strain"]])
+
+
+def test_centre_proteins_all_standardises_each_crop_with_its_own_protein(sets_all, ds):
+    stats = _stats(ds)
+    crops = sets_all.swap[(CLASSES4[0], CLASSES4[1])]
+    t = crops.table
+    assert t.centre_strain.nunique() >= 2
+    for i in range(len(crops)):
+        m = crops.masks[i]
+        centre = standardize(ds.crops.images[t.centre_index[i]], *stats_for(stats, t.centre_strain[i]))
+        back = standardize(ds.crops.images[t.background_index[i]], *stats_for(stats, t.background_strain[i]))
+        np.testing.assert_array_equal(crops.images[i][:, m], centre[:, m])
+        np.testing.assert_array_equal(crops.images[i][:, ~m], back[:, ~m])
+
+
+def test_centre_proteins_all_is_deterministic_and_keyed(sets_all, ds, tmp_path, monkeypatch):
+    kw = dict(classes=CLASSES4[:3], centre_proteins="all", random_state=0)
+    seen = []
+    real = settings_module.protein_stats
+    monkeypatch.setattr(settings_module, "protein_stats",
+                        lambda *a, **k: seen.append(k.get("proteins")) or real(*a, **k))
+    # batch alone: only the cell-free sets, identical to those of the bigger run
+    batch = _generate(ds, 8, tmp_path / "a", settings=("batch",), **kw)
+    assert set(batch.sets.setting) == {"batch"} and len(batch) == 3 * 2
+    for key in batch.keys():
+        pd.testing.assert_frame_equal(batch[key].table.drop(columns="set"),
+                                      sets_all[key].table.drop(columns="set"))
+        np.testing.assert_array_equal(batch[key].images, sets_all[key].images)
+    # ... and the statistics of just the proteins it uses, not of the whole screen
+    (used,) = seen
+    assert set(used) == set(batch.table.centre_strain) | set(batch.table.background_strain)
+    assert len(used) < ds.crops.table.strain.nunique()
+    again = _generate(ds, 8, tmp_path / "b", settings=("diff", "batch"), **kw)
+    assert again.path != sets_all.path
+    pd.testing.assert_frame_equal(again.table, sets_all.table)
+    np.testing.assert_array_equal(again.images, sets_all.images)
+    other = _generate(ds, 8, tmp_path / "b", settings=("diff", "batch"), **{**kw, "random_state": 1})
+    assert not np.array_equal(other.table.centre_index, sets_all.table.centre_index)
+    one = _generate(ds, 8, tmp_path / "b", settings=("diff", "batch"), **{**kw, "centre_proteins": "one"})
+    assert one.path != again.path and (one.sets.centre_strain.str.count(";") == 0).all()
+
+
+def test_centre_proteins_all_guarantees_two_proteins_and_checks_its_value(ds, tmp_path):
+    # "first" takes the pooled crops in dataset order (one protein), then swaps in another protein
+    s = _generate(ds, 3, tmp_path, classes=CLASSES4[:2], settings=("diff",), sampling="first",
+                  centre_proteins="all")
+    t = ds.crops.table
+    for (c, b), crops in s.swap.items():
+        pool = np.flatnonzero(t.valid & (t.kind == "single") & (t.localization == c))
+        np.testing.assert_array_equal(crops.table.centre_index[:2], pool[:2])
+        assert crops.table.centre_strain.nunique() == 2
+    with pytest.raises(ValueError, match="centre_proteins must be one of"):
+        generate_settings(ds, N, classes=CLASSES4, centre_proteins="some", progress=False, cache_dir=tmp_path)
+
+
+def test_protein_stats_of_some_proteins_equal_the_full_table(ds):
+    full = _stats(ds)
+    some = protein_stats(ds.crops, proteins=list(full.index[:3]))
+    pd.testing.assert_frame_equal(some, full.iloc[:3])

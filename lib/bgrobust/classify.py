@@ -224,6 +224,42 @@ def _warn_stopped(stopped: int, total: int, protocol: SVMProtocol, stacklevel: i
                       ConvergenceWarning, stacklevel=stacklevel)
 
 
+def pairwise_predictions(X1, X2, protocol: SVMProtocol | None = None) -> np.ndarray:
+    """Out-of-fold predictions of the protocol's SVMs: which rows are misclassified.
+
+    Same rows, folds and classifier as :func:`pairwise_accuracy`; each row is predicted by
+    the fold model that did not see it (the crops of Supp. Fig. 2).
+
+    Returns
+    -------
+    ndarray of int, shape (n1 + n2,)
+        Predicted label per row: 0 for ``X1``'s class, 1 for ``X2``'s; rows of ``X1`` come first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> X1, X2 = rng.normal(size=(20, 3)), rng.normal(size=(20, 3)) + [10, 0, 0]
+    >>> pred = pairwise_predictions(X1, X2, SVMProtocol(n_per_class=20, n_splits=4))
+    >>> int((pred[:20] == 0).sum()), int((pred[20:] == 1).sum())
+    (20, 20)
+    """
+    protocol = _protocol(protocol)
+    X1 = _take(X1, protocol, "X1")
+    X2 = _take(X2, protocol, "X2")
+    if X1.shape[1] != X2.shape[1]:
+        raise ValueError(f"X1 has {X1.shape[1]} features but X2 has {X2.shape[1]}")
+    X = np.vstack([X1, X2])
+    y = np.concatenate([np.zeros(len(X1), int), np.ones(len(X2), int)])
+    folds = StratifiedKFold(n_splits=protocol.n_splits, shuffle=protocol.shuffle,
+                            random_state=protocol.random_state if protocol.shuffle else None)
+    pred = np.empty(len(y), int)
+    for train, test in folds.split(X, y):
+        clf, _ = _fit(protocol, X[train], y[train])
+        pred[test] = clf.predict(X[test])
+    return pred
+
+
 def pairwise_accuracy(X1, X2, protocol: SVMProtocol | None = None) -> tuple[float, float]:
     """Cross-validated accuracy of a linear SVM separating ``X1`` from ``X2``.
 
@@ -507,10 +543,10 @@ def _task_salt(protocol: SVMProtocol, kind: str, **extra) -> str:
                         "code": code_key("bgrobust.classify"), **extra})
 
 
-def _class_list(classes, where: str) -> list:
+def _class_list(classes, where: str, minimum: int = 2) -> list:
     classes = list(classes)
-    if len(classes) < 2:
-        raise ValueError(f"{where}: need at least 2 classes, got {classes}")
+    if len(classes) < minimum:
+        raise ValueError(f"{where}: need at least {minimum} class(es), got {classes}")
     if len(set(classes)) != len(classes):
         raise ValueError(f"{where}: duplicate class names in {classes}")
     return classes
@@ -641,7 +677,7 @@ def evaluate_triplets(features: Mapping[tuple, np.ndarray], protocol: SVMProtoco
     protocol = _protocol(protocol)
     classes = _class_list(classes, "classes")
     background_classes = classes if background_classes is None else _class_list(
-        background_classes, "background_classes")
+        background_classes, "background_classes", minimum=1)
     rows = _triplets(classes, background_classes, backgrounds)
     needed = list(dict.fromkeys(k for a, b, bg in rows for k in ((a, bg), (b, bg))))
     arrays, digests = _prepare(features, needed, protocol, where="features")
@@ -728,7 +764,7 @@ def evaluate_pairs_held_out(features: Mapping, groups: Mapping, protocol: SVMPro
     triplet = isinstance(features, Mapping) and bool(features) and all(isinstance(k, tuple) for k in features)
     if triplet:
         background_classes = classes if background_classes is None else _class_list(
-            background_classes, "background_classes")
+            background_classes, "background_classes", minimum=1)
         rows = _triplets(classes, background_classes, backgrounds)
         pairs = [((a, bg), (b, bg)) for a, b, bg in rows]
     else:

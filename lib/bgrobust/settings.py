@@ -84,6 +84,7 @@ _SAMPLING = ("random", "first")
 _SHORTFALL = ("min", "error")
 _BASE_PROTEINS = ("all", "one")
 _CELLFREE_SAMPLING = ("two_step", "one_protein")
+_CENTRE_PROTEINS = ("one", "all")
 
 
 # --------------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def read_example_pair(folder=None) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------
 
 def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True,
-                  chunk: int = 512) -> pd.DataFrame:
+                  chunk: int = 512, proteins=None) -> pd.DataFrame:
     """Per-protein, per-channel mean and standard deviation of all crop pixels.
 
     Section 3.2: "we standardize these pixels using the mean and standard deviation
@@ -209,6 +210,9 @@ def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True
         Use only rows with ``table.valid`` True (when the column exists).
     chunk : int
         Crops read at a time (memory bound for memory-mapped crops).
+    proteins : iterable, optional
+        Only these proteins (values of ``by``); the default is every protein.  A
+        protein's statistics do not depend on which others are computed.
 
     Returns
     -------
@@ -235,6 +239,8 @@ def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True
     keep = np.ones(len(table), bool)
     if valid_only and "valid" in table.columns:
         keep = table["valid"].to_numpy(bool)
+    if proteins is not None:
+        keep = keep & table[by].isin(list(proteins)).to_numpy(bool)
     rows = {}
     groups = pd.Series(np.arange(len(table)))[keep].groupby(table[by].to_numpy()[keep], sort=True)
     for protein, positions in groups:
@@ -356,8 +362,9 @@ class SettingSets:
         The pasted centre-cell mask of every crop.
     table : DataFrame
         One row per crop: ``set``, ``setting``, ``centre_class``, ``background_class``,
-        ``centre_strain``, ``background_strain``, ``centre_index`` (position in
-        ``dataset.crops``), ``background_index`` and ``background_source``
+        ``centre_strain``, ``background_strain`` (the proteins of this crop's centre
+        cell and background), ``centre_index`` (position in ``dataset.crops``),
+        ``background_index`` and ``background_source``
         (``"crops"`` or ``"cell_free"``: which CropSet of the dataset it indexes),
         plus ``strain`` and ``localization`` (the centre's, for code that expects a
         crop table).
@@ -578,6 +585,32 @@ def _plan_centres(rng, pool: dict[str, np.ndarray], n: int, sampling: str, short
     return p1, _take(rng, pool[p1], n, sampling)
 
 
+def _plan_centres_all(rng, pool: dict[str, np.ndarray], n: int, sampling: str, shortfall: str,
+                      where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre crops of one class pooled over all its proteins: ``(positions, strains)``.
+
+    Up to ``n`` distinct crops drawn from the valid crops of every protein of the
+    class together (a random sample, or the first in dataset order for
+    ``sampling="first"``).  When the class has several proteins but the draw hit only
+    one (small ``n``, very unequal proteins, or ``"first"``), its last crop is replaced
+    by a crop of another protein, so that a protein-held-out split of the set is
+    possible (appendix D.3).
+    """
+    proteins = sorted(pool)
+    positions = np.concatenate([np.asarray(pool[p], np.int64) for p in proteins])
+    owner = np.repeat(np.arange(len(proteins)), [len(pool[p]) for p in proteins])
+    order = np.argsort(positions, kind="stable")
+    positions, owner = positions[order], owner[order]
+    if len(positions) < n:
+        _shortfall(shortfall, f"{where}: its proteins {proteins} have {len(positions)} valid crops "
+                              f"together, fewer than n_cells={n}")
+    pick = np.array(_take(rng, np.arange(len(positions)), n, sampling), dtype=np.int64)
+    if len(proteins) > 1 and len(pick) > 1 and np.all(owner[pick] == owner[pick[0]]):
+        others = np.flatnonzero(owner != owner[pick[0]])
+        pick[-1] = _take(rng, others, 1, sampling)[0]
+    return positions[pick], np.array(proteins, dtype=object)[owner[pick]]
+
+
 def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode: str,
                    reuse: bool) -> tuple[np.ndarray, np.ndarray]:
     """Background crops of one class: appendix D.1's two-step sampling or one protein.
@@ -613,7 +646,8 @@ def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode
 
 
 def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, shortfall: str,
-          base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool) -> list[_Plan]:
+          base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool,
+          centre_proteins: str = "one") -> list[_Plan]:
     crops_table = dataset.crops.table
     _check_table(crops_table, ["strain", "localization", "kind", "valid"], "dataset.crops")
     valid = np.flatnonzero(crops_table["valid"].to_numpy(bool))
@@ -641,6 +675,7 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
     plans: list[_Plan] = []
 
     def one_protein_background(rng, c, b, p1, centres):
+        # p1: the centre protein (None for centres of several proteins; b != c then)
         candidates = {p: v for p, v in cells[b].items() if p != p1}
         p2 = sorted(candidates)[int(rng.integers(len(candidates)))]
         pos = candidates[p2]
@@ -651,7 +686,21 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
             k = len(pos)
         return _cycle(rng, pos, k, sampling), np.array([p2] * k, dtype=object)
 
-    base_choice = {}
+    def centres_of(setting, c, b):
+        """(p1 or None, positions, strains); one stream per pair, so diff and batch share them."""
+        key = ("all" if centre_proteins == "all" and setting != "same" else "one", c, b)
+        if key not in centre_choice:
+            where = f"generate_settings: {setting} centre class {c!r}"
+            rng = _rng(random_state, "centre", c, b)
+            if key[0] == "all":
+                idx, strains = _plan_centres_all(rng, cells[c], n, sampling, shortfall, where)
+                centre_choice[key] = (None, idx, strains)
+            else:
+                p1, idx = _plan_centres(rng, cells[c], n, sampling, shortfall, where)
+                centre_choice[key] = (p1, idx, np.array([p1] * len(idx), dtype=object))
+        return centre_choice[key]
+
+    base_choice, centre_choice = {}, {}
     for setting in settings:
         if setting in ("base", "mask"):
             for c in classes:
@@ -675,10 +724,8 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
         pairs = ([(c, c) for c in classes] if setting == "same"
                  else [(c, b) for c in classes for b in classes if b != c])
         for c, b in pairs:
-            where = f"generate_settings: {setting} centre class {c!r}"
             # the centre cells of a pair (c, b) are shared by diff and batch (paired design)
-            p1, centres = _plan_centres(_rng(random_state, "centre", c, b), cells[c], n, sampling,
-                                        shortfall, where)
+            p1, centres, centre_strains = centres_of(setting, c, b)
             if setting in ("same", "diff"):
                 bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres)
                 source = "crops"
@@ -697,7 +744,7 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
                                               f"for centre {c!r} (reuse_backgrounds=False)")
                 source = "cell_free"
             k = len(bg)
-            plans.append(_Plan(setting, c, b, n, centres[:k], np.array([p1] * k, dtype=object),
+            plans.append(_Plan(setting, c, b, n, centres[:k], centre_strains[:k],
                                np.asarray(bg, np.int64), bg_strain, source))
     return plans
 
@@ -739,7 +786,9 @@ def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool):
     source = crops if plan.background_source == "crops" else dataset.cell_free
     background = np.asarray(source.images[plan.background_index])
     if standardize_pixels:
-        m1, s1 = stats[plan.centre_strain[0]]
+        # per crop: the centre cells of a set may come from several proteins
+        m1 = np.stack([stats[p][0] for p in plan.centre_strain])
+        s1 = np.stack([stats[p][1] for p in plan.centre_strain])
         centre = standardize(centre, m1, s1)
         m2 = np.stack([stats[p][0] for p in plan.background_strain])
         s2 = np.stack([stats[p][1] for p in plan.background_strain])
@@ -791,8 +840,8 @@ def settings_key(dataset, n_cells: int, random_state: int, params: dict, *,
 
 def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTINGS, random_state: int = 0,
                       sampling: str = "random", base_proteins: str = "all",
-                      cellfree_sampling: str = "two_step", shortfall: str = "min",
-                      reuse_backgrounds: bool = True, standardize: bool = True,
+                      cellfree_sampling: str = "two_step", centre_proteins: str = "one",
+                      shortfall: str = "min", reuse_backgrounds: bool = True, standardize: bool = True,
                       progress: bool = True, cache_dir=None) -> SettingSets:
     """Every crop set of the five experiments, cached on disk.
 
@@ -802,7 +851,14 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
     ``n_cells`` crops of ``p1`` (their segmentation masks) are pasted on crops of
     ``p2``, after standardising the centre pixels with ``p1``'s and the background
     pixels with ``p2``'s per-channel mean and std (:func:`protein_stats`).  Only
-    valid crops (``table.valid``) are used.
+    valid crops (``table.valid``) are used.  With ``centre_proteins="all"`` the centre
+    cells of the swap and cell-free sets come from all proteins of class ``c`` instead
+    of one ``p1`` (for protein-held-out evaluation, appendix D.3).
+
+    Only the requested ``settings`` are planned and generated (e.g. ``("batch",)``
+    alone builds just the cell-free sets), and the per-protein statistics are computed
+    only for the proteins those sets use.  A set does not depend on which other sets
+    are generated.
 
     Parameters
     ----------
@@ -831,6 +887,20 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
         Cell-free backgrounds of class ``b``: appendix D.1's two-step sampling (for
         each crop a random protein of class ``b``, then one of its cell-free crops;
         proteins without any crop left are re-drawn), or one protein per pair.
+    centre_proteins : {"one", "all"}
+        Centre cells of the swap (``diff``) and cell-free (``batch``) sets of a pair
+        ``(c, b)``: ``n_cells`` crops of one random protein ``p1`` of class ``c``
+        (default; section 3.2), or ``n_cells`` crops drawn from the pooled valid crops
+        of *all* single-localized proteins of class ``c`` (without replacement, like
+        ``base_proteins="all"``), so that a protein-held-out split (appendix D.3,
+        Supp. Table 3) can give training and test sets disjoint centre proteins.  With
+        ``"all"``, a set of a class that has several proteins always spans at least two
+        of them (when it has two or more crops).  Each crop's protein is its
+        ``table.centre_strain``; ``sets.centre_strain`` lists the set's proteins joined
+        by ``";"``.  Either way, ``diff`` and ``batch`` of the same pair share their
+        centre cells (paired design), each centre pixel is standardised with its own
+        protein's statistics, and the ``same`` sets keep one centre protein (their
+        background protein must be another protein of the same class).
     shortfall : {"min", "error"}
         When a protein has fewer valid crops than ``n_cells`` (or a class no cell-free
         crops): keep what there is and record it in ``sets.shortfall`` (like the
@@ -860,6 +930,8 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
     >>> # ds = load_or_build(open_screen("synthetic"))
     >>> # sets = generate_settings(ds, 40, random_state=0)
     >>> # crops = sets.swap[("actin", "ER")]; crops.table.centre_index  # into ds.crops
+    >>> # held = generate_settings(ds, 40, settings=("batch",), centre_proteins="all")
+    >>> # held.cellfree[("actin", "ER")].table.centre_strain  # several actin proteins
     """
     from .paths import run_dir
 
@@ -880,6 +952,7 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
         "sampling": _check_choice(sampling, "sampling", _SAMPLING),
         "base_proteins": _check_choice(base_proteins, "base_proteins", _BASE_PROTEINS),
         "cellfree_sampling": _check_choice(cellfree_sampling, "cellfree_sampling", _CELLFREE_SAMPLING),
+        "centre_proteins": _check_choice(centre_proteins, "centre_proteins", _CENTRE_PROTEINS),
         "shortfall": _check_choice(shortfall, "shortfall", _SHORTFALL),
         "reuse_backgrounds": bool(reuse_backgrounds), "standardize": bool(standardize),
     }
@@ -892,9 +965,12 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
 
     t0 = time.perf_counter()
     plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
-                  params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"])
-    stats = _stats_table(protein_stats(dataset.crops)) if standardize and any(
-        p.setting in ("same", "diff", "batch") for p in plans) else None
+                  params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"],
+                  params["centre_proteins"])
+    # statistics only of the proteins the composited sets use (a full pass over the crops otherwise)
+    used = {p for plan in plans if plan.setting in ("same", "diff", "batch")
+            for p in (*plan.centre_strain, *plan.background_strain)}
+    stats = _stats_table(protein_stats(dataset.crops, proteins=sorted(used))) if standardize and used else None
     table, sets = _tables(plans)
     n_total, size = len(table), dataset.crops.images.shape[-1]
     n_channels = dataset.crops.images.shape[1]
