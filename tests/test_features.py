@@ -1,0 +1,206 @@
+"""Tests of bgrobust.features: pooling, DeepLoc's five crops, multi-layer extraction, the cache.
+
+Tiny CPU tests: width-0.125 networks on a handful of random crops.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bgrobust import features as FE
+from bgrobust import models as M
+from bgrobust.crops import CropSet
+
+WIDTH = 0.125
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP synchronisation costs on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+@pytest.fixture(scope="module")
+def crops():
+    return np.random.default_rng(0).integers(0, 4000, size=(5, 3, 64, 64)).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    out = {}
+    for i, name in enumerate(M.MODEL_NAMES):
+        kwargs = {} if name == "pci" else {"n_classes": 7}
+        model = M.build(name, width=WIDTH, random_state=i, **kwargs)
+        # non-trivial BN statistics, so that eval vs train mode matters
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.running_mean.uniform_(-0.1, 0.1, generator=torch.Generator().manual_seed(i))
+                    m.running_var.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(i + 1))
+        out[name] = model.eval()
+    return out
+
+
+def _manual(model, crops, layer, pooling, five_crop):
+    """The definition, written out: preprocess, network, pool (and DeepLoc's crop average)."""
+    x = M.prepare_input(model.name, crops)
+    pool = {"max": lambda z: z.amax(dim=(-2, -1)), "mean": lambda z: z.mean(dim=(-2, -1)),
+            "none": lambda z: z.flatten(1)}[pooling]
+
+    def f(z):
+        out = M.feature_maps(model, z, layer)
+        return out if out.ndim == 2 else pool(out)
+
+    with torch.no_grad():
+        if model.name == "deeploc":
+            if five_crop:
+                return M.five_crop_mean(f, x).numpy()
+            return f(x[:, :, 2:62, 2:62]).numpy()
+        return f(x).numpy()
+
+
+# ---------------------------------------------------------------------------- extract
+@pytest.mark.parametrize("name", M.MODEL_NAMES)
+@pytest.mark.parametrize("pooling", FE.POOLINGS)
+def test_extract_matches_the_definition_at_the_paper_layer(nets, crops, name, pooling):
+    model = nets[name]
+    got = FE.extract(model, crops, pooling=pooling, progress=False)
+    want = _manual(model, crops, M.get_spec(name).paper_layer, pooling, five_crop=True)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # channels-last vs default layout
+
+
+def test_shapes_per_pooling_and_vector_layers_are_not_pooled(nets, crops):
+    pifia = nets["pifia"]
+    c = M.get_spec("pifia").layer("conv8").shape[0] * WIDTH
+    assert FE.extract(pifia, crops, progress=False).shape == (5, c)
+    assert FE.extract(pifia, crops, pooling="none", progress=False).shape == (5, c * 25)
+    d2_max = FE.extract(pifia, crops, "d2", pooling="max", progress=False)
+    d2_none = FE.extract(pifia, crops, "d2", pooling="none", progress=False)
+    assert d2_max.shape == (5, 8)
+    np.testing.assert_array_equal(d2_max, d2_none)
+
+
+def test_deeploc_five_crop_option(nets, crops):
+    model = nets["deeploc"]
+    five = FE.extract(model, crops, "conv5", progress=False)
+    centre = FE.extract(model, crops, "conv5", five_crop=False, progress=False)
+    np.testing.assert_allclose(centre, _manual(model, crops, "conv5", "max", False), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(five, centre)
+    with pytest.raises(ValueError, match="five_crop applies only"):
+        FE.extract(nets["pifia"], crops, five_crop=True, progress=False)
+
+
+def test_eval_mode_batch_independence_and_model_untouched(nets, crops):
+    model = nets["pci"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    strides = [p.stride() for p in model.parameters()]
+    model.train()
+    try:
+        whole = FE.extract(model, crops, batch_size=256, progress=False)
+        ones = FE.extract(model, crops, batch_size=1, progress=False)
+        assert model.training  # mode untouched
+    finally:
+        model.eval()
+    np.testing.assert_allclose(whole, ones, rtol=1e-4, atol=1e-5)  # BN in eval mode: no batch effect
+    assert [p.stride() for p in model.parameters()] == strides
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # BN stats unchanged
+
+
+def test_accepts_cropsets_float_composites_and_empty_input(nets, crops):
+    model = nets["pifia"]
+    cs = CropSet(crops, np.zeros((5, 64, 64), bool), __import__("pandas").DataFrame({"strain": list("abcde")}))
+    np.testing.assert_array_equal(FE.extract(model, cs, progress=False), FE.extract(model, crops, progress=False))
+    composite = crops.astype(np.float32) - 1000.0  # negative values, float32
+    assert np.isfinite(FE.extract(model, composite, progress=False)).all()
+    empty = FE.extract(model, crops[:0], progress=False)
+    assert empty.shape == (0, FE.extract(model, crops[:1], progress=False).shape[1])
+    assert empty.dtype == np.float32
+
+
+def test_clear_errors(nets, crops):
+    with pytest.raises(ValueError, match="no feature layer 'conv9'"):
+        FE.extract(nets["pifia"], crops, "conv9", progress=False)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        FE.extract(nets["pifia"], crops, pooling="sum", progress=False)
+    with pytest.raises(TypeError, match="bgrobust model"):
+        FE.extract(torch.nn.Conv2d(3, 3, 3), crops, progress=False)
+    with pytest.raises(ValueError, match=r"shape \(N, 3, 64, 64\)"):
+        FE.extract(nets["pifia"], crops[:, :2], progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        FE.extract(nets["pifia"], crops, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="duplicates"):
+        FE.extract_layers(nets["pifia"], crops, ["conv8", "conv8"], progress=False)
+
+
+# ---------------------------------------------------------------------------- extract_layers
+@pytest.mark.parametrize("name", M.MODEL_NAMES)
+def test_extract_layers_equals_per_layer_extract(nets, crops, name):
+    model = nets[name]
+    layers = list(M.get_spec(name).feature_layers)[::-1]  # any order, all layers
+    together = FE.extract_layers(model, crops[:3], layers, "mean", progress=False)
+    assert list(together) == layers
+    for layer in layers:
+        np.testing.assert_array_equal(together[layer],
+                                      FE.extract(model, crops[:3], layer, "mean", progress=False), err_msg=layer)
+
+
+def test_extract_layers_runs_one_pass_per_batch(nets, crops):
+    model = nets["pifia"]
+    calls = []
+    handle = model.conv1.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        FE.extract_layers(model, crops, ["conv2", "conv8", "d2"], batch_size=2, progress=False)
+    finally:
+        handle.remove()
+    assert len(calls) == 3  # ceil(5 / 2) batches, one pass each
+
+
+# ---------------------------------------------------------------------------- cache
+def test_cache_hits_and_every_input_invalidates(nets, crops, tmp_path, monkeypatch):
+    model = nets["pifia"]
+    first = FE.extract(model, crops, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputed although cached")
+
+    monkeypatch.setattr(FE, "_features_batch", boom)
+    np.testing.assert_array_equal(FE.extract(model, crops, cache_dir=tmp_path, progress=False), first)
+    # the same entry serves extract_layers
+    FE.extract_layers(model, crops, ["conv8"], cache_dir=tmp_path, progress=False)
+    monkeypatch.undo()
+
+    changed_crops = crops.copy()
+    changed_crops[0, 0, 0, 0] += 1
+    other = M.build("pifia", width=WIDTH, n_classes=7, random_state=0).eval()
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other.conv8.weight[0, 0, 0, 0] += 1e-3
+    variants = [
+        dict(model=model, crops=crops, layer="conv7", pooling="max"),
+        dict(model=model, crops=crops, layer="conv8", pooling="mean"),
+        dict(model=model, crops=changed_crops, layer="conv8", pooling="max"),
+        dict(model=other, crops=crops, layer="conv8", pooling="max"),
+    ]
+    for i, v in enumerate(variants, start=2):
+        FE.extract(v["model"], v["crops"], v["layer"], v["pooling"], cache_dir=tmp_path, progress=False)
+        assert len(list(tmp_path.glob("*.npy"))) == i, v
+    dl = nets["deeploc"]
+    FE.extract(dl, crops, cache_dir=tmp_path, progress=False)
+    FE.extract(dl, crops, five_crop=False, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npy"))) == 7
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave nothing behind
+
+
+def test_array_digest_memmap_and_copies_agree(tmp_path, crops):
+    path = tmp_path / "a.npy"
+    np.save(path, crops)
+    mm = np.load(path, mmap_mode="r")
+    assert FE.array_digest(mm) == FE.array_digest(crops) == FE.array_digest(np.asfortranarray(crops))
+    assert FE.array_digest(crops[:4]) != FE.array_digest(crops)
+    assert FE.array_digest(crops.reshape(5, 3, 4096)) != FE.array_digest(crops)
