@@ -16,6 +16,8 @@ _SAVED: dict[str, str | None] = {}
 def pytest_configure(config):
     _SAVED["BGROBUST_RUNS"] = os.environ.get("BGROBUST_RUNS")
     os.environ["BGROBUST_RUNS"] = tempfile.mkdtemp(prefix="bgrobust-test-runs-")
+    # see bgrobust.runbook: spinning OpenMP threads slow torch on a busy 2-core machine
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pytest_unconfigure(config):

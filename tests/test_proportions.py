@@ -311,3 +311,10 @@ def test_true_distributions_reads_the_strain_table():
     assert P.loc["S2", "vacuole"] == 0.5 and P.loc["S2"].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="missing column"):
         true_distributions(strains.drop(columns="p:ER"))
+
+
+def test_uniform_baseline_keeps_the_protein_index_of_a_frame():
+    frame = pd.DataFrame(np.eye(15)[:4], index=["p1", "p2", "p3", "p4"], columns=list(CLASSES))
+    out = uniform_baseline(frame)
+    assert list(out.index) == ["p1", "p2", "p3", "p4"]
+    assert np.allclose(out.to_numpy(), uniform_baseline(np.eye(15)[:4]))

@@ -867,7 +867,7 @@ def uniform_baseline(P, eps: float = EPS, *, renormalize_after_clip: bool = Fals
     >>> round(uniform_baseline(np.eye(15)[0]), 6), round(float(np.log(15)), 6)
     (2.70805, 2.70805)
     """
-    p, _, index = _dist(P, "P")
+    p, index, _ = _dist(P, "P")
     u = np.full_like(p, 1.0 / p.shape[-1])
     p = p / p.sum(axis=-1, keepdims=True)
     return _wrap(_kl(p, u, eps, renormalize_after_clip), index, "uniform_baseline")

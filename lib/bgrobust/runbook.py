@@ -511,7 +511,10 @@ def run_notebook(src: Path, out: Path, params: Mapping[str, Any], *, profile: st
     tmp.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
-        with _environ(**{PROFILE_ENV: profile}):
+        # OpenMP threads that spin while waiting slow torch down several-fold on a busy
+        # 2-core machine; passive waiting costs nothing when the machine is idle.
+        threads = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        with _environ(**{PROFILE_ENV: profile}, **threads):
             nb = pm.execute_notebook(
                 read_source(src), str(tmp), parameters=dict(params), kernel_name=KERNEL["name"],
                 language="python", cwd=str(cwd), progress_bar=False, log_output=False,
