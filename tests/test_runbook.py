@@ -303,3 +303,13 @@ def test_failure_leaves_no_page_and_the_others_still_run(project, library, capsy
     write_notebook(src / "02_fail.md", FAIL[0], FAIL[1], code("print('fixed')"))
     assert run(project, "--only", "02_fail") == 0
     assert (out / "02_fail.ipynb").exists() and not failed.exists()
+
+
+@pytest.mark.parametrize("profile", ["ci", "demo", "paper"])
+def test_every_profile_key_reaches_a_notebook(profile):
+    """A key no notebook declares (e.g. a parameters line papermill cannot parse) would be dropped silently."""
+    declared = set()
+    for src in runbook.find_sources():
+        declared |= set(runbook.declared_parameters(runbook.read_source(src)))
+    unused = set(runbook.load_profile(profile).defaults) - declared
+    assert not unused, f"params/{profile}.yml keys declared by no notebook: {sorted(unused)}"

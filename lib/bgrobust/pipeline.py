@@ -129,11 +129,13 @@ def model_extractor(model: torch.nn.Module, layer: str | None = None, pooling: s
 
 
 def setting_features(sets, extractor: Callable[[np.ndarray], np.ndarray], *, batch_size: int = 4096,
-                     progress: bool = True) -> dict:
+                     with_masks: bool = False, progress: bool = True) -> dict:
     """Features of every set of a :class:`~bgrobust.settings.SettingSets`.
 
     The extractor sees all crops in large batches (so a model's own batching and caching
-    apply) and the rows are split back into sets.
+    apply) and the rows are split back into sets. With ``with_masks`` it is called as
+    ``extractor(images, masks)`` with the centre-cell masks of the crops (the pasted cell
+    in a swap), for extractors that need to know where the centre cell is.
 
     Returns
     -------
@@ -146,7 +148,9 @@ def setting_features(sets, extractor: Callable[[np.ndarray], np.ndarray], *, bat
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc="features", unit="batch", disable=not progress):
         stop = min(start + batch_size, n)
-        out = np.asarray(extractor(np.asarray(sets.images[start:stop])), dtype=np.float32)
+        images = np.asarray(sets.images[start:stop])
+        out = extractor(images, np.asarray(sets.masks[start:stop])) if with_masks else extractor(images)
+        out = np.asarray(out, dtype=np.float32)
         if out.ndim != 2 or len(out) != stop - start:
             raise ValueError(f"extractor {getattr(extractor, '__name__', extractor)!r} must map "
                              f"{stop - start} crops to an (N, D) array, got shape {out.shape}")
