@@ -45,11 +45,20 @@ def nets():
     return out
 
 
+def _centre_pool(z, sigma=0.25):
+    """Gaussian weights centred on the map's centre, sd = sigma x side, summing to 1."""
+    h, w = z.shape[-2:]
+    i = torch.arange(h, dtype=torch.float64) - (h - 1) / 2
+    j = torch.arange(w, dtype=torch.float64) - (w - 1) / 2
+    g = torch.exp(-(i[:, None] ** 2 / (2 * (sigma * h) ** 2) + j[None, :] ** 2 / (2 * (sigma * w) ** 2)))
+    return (z * (g / g.sum()).to(z.dtype)).sum(dim=(-2, -1))
+
+
 def _manual(model, crops, layer, pooling, five_crop):
     """The definition, written out: preprocess, network, pool (and DeepLoc's crop average)."""
     x = M.prepare_input(model.name, crops)
     pool = {"max": lambda z: z.amax(dim=(-2, -1)), "mean": lambda z: z.mean(dim=(-2, -1)),
-            "none": lambda z: z.flatten(1)}[pooling]
+            "none": lambda z: z.flatten(1), "centre": _centre_pool}[pooling]
 
     def f(z):
         out = M.feature_maps(model, z, layer)
@@ -194,6 +203,18 @@ def test_cache_hits_and_every_input_invalidates(nets, crops, tmp_path, monkeypat
     FE.extract(dl, crops, cache_dir=tmp_path, progress=False)
     FE.extract(dl, crops, five_crop=False, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.npy"))) == 7
+    # the remedies' read-out options: centre_sigma counts with pooling="centre" only
+    FE.extract(model, crops, pooling="centre", cache_dir=tmp_path, progress=False)
+    FE.extract(model, crops, pooling="centre", centre_sigma=0.5, cache_dir=tmp_path, progress=False)
+    FE.extract(model, crops, centre_sigma=0.5, cache_dir=tmp_path, progress=False)  # max: cached
+    assert len(list(tmp_path.glob("*.npy"))) == 9
+    masks = np.zeros((5, 64, 64), bool)
+    masks[:, 20:44, 20:44] = True
+    FE.extract(model, crops, mask_input=True, masks=masks, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npy"))) == 10
+    masks[0, 0, 0] = True  # other masks, other key
+    FE.extract(model, crops, mask_input=True, masks=masks, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npy"))) == 11
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave nothing behind
 
 

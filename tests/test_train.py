@@ -86,9 +86,16 @@ def test_original_defaults():
     ({"betas": [0.9]}, "betas must be"),
     ({"rot90": [5]}, "rot90 must"),
     ({"flips": "yes"}, "flips must be"),
+    ({"augment": "mixup"}, "augment must be one of"),
+    ({"augment": "background_swap", "swap_probability": 0.0}, "swap_probability must be"),
+    ({"swap_probability": 1.5}, "swap_probability must be"),
+    ({"input": "cells"}, "input must be one of"),
+    ({"augment": "background_swap", "input": "masked"}, "cannot be combined with input='masked'"),
+    ({"init_from": 3}, "init_from must be a path"),
+    ({"init_from": "/nonexistent/weights.pt"}, "init_from: no such file"),
 ])
 def test_bad_parameters_are_named(bad, match):
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises((ValueError, TypeError, FileNotFoundError), match=match):
         T.TrainParams.from_dict(bad)
 
 

@@ -4,7 +4,8 @@
   preprocessing (:func:`bgrobust.models.prepare_input`), then the network up to the named layer
   (default: the paper's layer, ``get_spec(name).paper_layer``), then a global spatial pooling of
   the ``(B, C, H, W)`` map (``"max"``, as the Lu lab's extraction code does, or ``"mean"``;
-  ``"none"`` flattens the map). Vector layers (dense layers, ``flatten``) are returned as they are.
+  ``"centre"`` weights the map with a Gaussian centred on its centre, see below; ``"none"``
+  flattens the map). Vector layers (dense layers, ``flatten``) are returned as they are.
   DeepLoc sees five 60x60 crops of each 64x64 crop (centre and four corners) and the pooled
   features are averaged over them, as DeepLoc averages its predictions (``five_crop=True``, its
   default); with ``five_crop=False`` it sees the centre 60x60 crop only.
@@ -14,9 +15,21 @@
 * :func:`array_digest`, :func:`state_digest`: fast fingerprints of a crop array and of a
   model's weights (SHA-256 over the raw bytes, read in chunks without copying; ~1 GB/s).
 
+Two remedies for background-sensitive features (the paper's discussion) are read-out options:
+
+* ``mask_input=True``: every pixel outside the crop's centre-cell mask (a CropSet's ``masks``
+  or ``masks=``) is set to 0 before preprocessing: the features of ``crops * masks``. This is
+  how a model trained with ``TrainParams(input="masked")`` saw its inputs.
+* ``pooling="centre"``: centre-weighted pooling, ``sum_ij w_ij z[:, :, i, j]`` with Gaussian
+  weights ``w`` (:func:`centre_weights`) centred on the centre of the map, standard deviation
+  ``centre_sigma`` times the map's side, normalised to sum 1. Small ``centre_sigma`` reads the
+  centre of the map (the centre cell); large ones tend to mean pooling. DeepLoc's corner crops
+  are weighted around their own centres (2 pixels off the crop's centre).
+
 With ``cache_dir`` every (model weights, layer, pooling, five_crop, crops) combination is stored
 as one ``.npy`` file named by its content key, written atomically; a changed weight, layer,
-pooling, five-crop setting or crop array gives a new key.
+pooling, five-crop setting or crop array gives a new key, as do ``mask_input`` (with the masks)
+and ``centre_sigma`` (with ``pooling="centre"``), which enter the key only when used.
 
 Examples
 --------
@@ -28,6 +41,10 @@ Examples
 (5, 96)
 >>> feats = extract_layers(model, crops, ["conv3_1", "conv4_1"], progress=False)
 >>> np.array_equal(feats["conv4_1"], extract(model, crops, "conv4_1", progress=False))
+True
+>>> masks = np.zeros((5, 64, 64), bool); masks[:, 16:48, 16:48] = True
+>>> np.array_equal(extract(model, crops, mask_input=True, masks=masks, progress=False),
+...                extract(model, crops * masks[:, None], progress=False))
 True
 """
 from __future__ import annotations
@@ -47,10 +64,14 @@ from .crops import CropSet
 from .models.preprocess import five_crop_offsets, five_crops
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 
-__all__ = ["POOLINGS", "extract", "extract_layers", "array_digest", "state_digest", "feature_key"]
+__all__ = ["POOLINGS", "extract", "extract_layers", "array_digest", "state_digest", "feature_key",
+           "centre_weights"]
 
 #: Accepted values of ``pooling``.
-POOLINGS = ("max", "mean", "none")
+POOLINGS = ("max", "mean", "none", "centre")
+
+#: Default ``centre_sigma`` of ``pooling="centre"`` (fraction of the map's side).
+CENTRE_SIGMA = 0.25
 
 _CHUNK = 1 << 24  # bytes hashed per update
 
@@ -133,6 +154,36 @@ def _check_pooling(pooling: str) -> str:
     return pooling
 
 
+def _check_sigma(centre_sigma) -> float:
+    ok = isinstance(centre_sigma, (int, float, np.number)) and not isinstance(centre_sigma, bool)
+    if not ok or not np.isfinite(centre_sigma) or centre_sigma <= 0:
+        raise ValueError(f"centre_sigma must be a finite number > 0 (a fraction of the map's side), "
+                         f"got {centre_sigma!r}")
+    return float(centre_sigma)
+
+
+def _masks_for(crops, arr: np.ndarray, mask_input: bool, masks):
+    """The centre masks to apply (``mask_input``), from ``masks=`` or the CropSet; else None."""
+    if not mask_input:
+        if masks is not None:
+            raise ValueError("masks= is used only with mask_input=True")
+        return None
+    if masks is None:
+        if not isinstance(crops, CropSet):
+            raise ValueError("mask_input=True needs the centre masks: pass a CropSet or masks= "
+                             "(N, 64, 64) booleans")
+        masks = crops.masks
+    if isinstance(masks, torch.Tensor):
+        masks = masks.detach().cpu().numpy()
+    masks = masks if isinstance(masks, np.ndarray) else np.asarray(masks)
+    expected = (len(arr),) + tuple(arr.shape[2:])
+    if tuple(masks.shape) != expected:
+        raise ValueError(f"masks must have shape {expected} (one centre mask per crop), got {masks.shape}")
+    if masks.dtype != bool:
+        raise ValueError(f"masks must be boolean, got dtype {masks.dtype}")
+    return masks
+
+
 def _check_five_crop(name: str, five_crop: bool | None) -> bool:
     spec = get_spec(name)
     if five_crop is None:
@@ -205,17 +256,55 @@ def _inference_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
 
 
-def _pool(z: torch.Tensor, pooling: str) -> torch.Tensor:
+def centre_weights(height: int, width: int, centre_sigma: float = CENTRE_SIGMA) -> np.ndarray:
+    """Gaussian weights of ``pooling="centre"`` on a ``height x width`` map, summing to 1.
+
+    ``w_ij ~ exp(-((i - ci)^2 / (2 sh^2) + (j - cj)^2 / (2 sw^2)))`` with the map's centre
+    ``(ci, cj) = ((height - 1) / 2, (width - 1) / 2)`` and ``sh = centre_sigma * height``,
+    ``sw = centre_sigma * width``.
+
+    Parameters
+    ----------
+    height, width : int
+        Map size.
+    centre_sigma : float
+        Standard deviation as a fraction of the map's side (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width)`` float64, non-negative, summing to 1.
+
+    Examples
+    --------
+    >>> w = centre_weights(5, 5)
+    >>> round(float(w.sum()), 12), int(w.argmax()), bool(w[2, 2] > w[0, 0])
+    (1.0, 12, True)
+    """
+    centre_sigma = _check_sigma(centre_sigma)
+    if isinstance(height, bool) or isinstance(width, bool) or min(int(height), int(width)) < 1:
+        raise ValueError(f"centre_weights: map size must be positive integers, got {height} x {width}")
+    i = (np.arange(height) - (height - 1) / 2.0) / (centre_sigma * height)
+    j = (np.arange(width) - (width - 1) / 2.0) / (centre_sigma * width)
+    w = np.exp(-0.5 * (i[:, None] ** 2 + j[None, :] ** 2))
+    return w / w.sum()
+
+
+def _pool(z: torch.Tensor, pooling: str, centre_sigma: float = CENTRE_SIGMA) -> torch.Tensor:
     if z.ndim == 2:
         return z
     if pooling == "max":
         return z.amax(dim=(-2, -1))
     if pooling == "mean":
         return z.mean(dim=(-2, -1))
+    if pooling == "centre":
+        w = torch.from_numpy(centre_weights(z.shape[-2], z.shape[-1], centre_sigma)).to(z.dtype)
+        return (z * w).sum(dim=(-2, -1))
     return z.flatten(1)
 
 
-def _features_batch(model, name, raw, layers, pooling, five_crop) -> dict[str, torch.Tensor]:
+def _features_batch(model, name, raw, layers, pooling, five_crop,
+                    centre_sigma: float = CENTRE_SIGMA) -> dict[str, torch.Tensor]:
     x = prepare_input(name, raw)
     spec = get_spec(name)
     if spec.input_size != spec.crop_size:  # DeepLoc: 60x60 crops of the 64x64 crop
@@ -223,15 +312,21 @@ def _features_batch(model, name, raw, layers, pooling, five_crop) -> dict[str, t
             crops = five_crops(x, spec.input_size)
             b = crops.shape[0]
             outs = _forward_layers(model, _channels_last(crops.reshape(b * 5, *crops.shape[2:])), layers)
-            return {k: _pool(v, pooling).reshape(b, 5, -1).mean(dim=1) for k, v in outs.items()}
+            return {k: _pool(v, pooling, centre_sigma).reshape(b, 5, -1).mean(dim=1) for k, v in outs.items()}
         r, c = five_crop_offsets(spec.input_size, spec.crop_size)[0]
         x = x[:, :, r:r + spec.input_size, c:c + spec.input_size]
-    return {k: _pool(v, pooling) for k, v in _forward_layers(model, _channels_last(x), layers).items()}
+    return {k: _pool(v, pooling, centre_sigma)
+            for k, v in _forward_layers(model, _channels_last(x), layers).items()}
 
 
 def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, crops_digest: str,
-                weights_digest: str | None = None) -> str:
+                weights_digest: str | None = None, *, mask_input: bool = False,
+                masks_digest: str | None = None, centre_sigma: float = CENTRE_SIGMA) -> str:
     """Cache key of one feature matrix (see the module docstring).
+
+    ``mask_input`` (with ``masks_digest``, the :func:`array_digest` of the masks) and, for
+    ``pooling="centre"``, ``centre_sigma`` enter the key only when used, so the keys of the
+    other features do not depend on them.
 
     Examples
     --------
@@ -239,13 +334,19 @@ def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, cro
     >>> m = models.build("pifia", width=0.25, random_state=0)
     >>> feature_key(m, "conv8", "max", False, "x") != feature_key(m, "conv8", "mean", False, "x")
     True
+    >>> feature_key(m, "conv8", "max", False, "x") == feature_key(m, "conv8", "max", False, "x", centre_sigma=1)
+    True
     """
     name = _check_model(model)
-    return content_key(
-        "features", name, float(getattr(model, "width", 1.0)), layer, pooling, bool(five_crop),
-        weights_digest or state_digest(model), crops_digest,
-        code_key("bgrobust.features", "bgrobust.models"),
-    )
+    parts = ["features", name, float(getattr(model, "width", 1.0)), layer, pooling, bool(five_crop),
+             weights_digest or state_digest(model), crops_digest]
+    if mask_input:
+        if masks_digest is None:
+            raise ValueError("feature_key: mask_input=True needs masks_digest")
+        parts.append(("mask_input", masks_digest))
+    if pooling == "centre":
+        parts.append(("centre_sigma", _check_sigma(centre_sigma)))
+    return content_key(*parts, code_key("bgrobust.features", "bgrobust.models"))
 
 
 # ------------------------------------------------------------------------------ public API
@@ -259,6 +360,9 @@ def extract_layers(
     five_crop: bool | None = None,
     progress: bool = True,
     cache_dir=None,
+    mask_input: bool = False,
+    masks=None,
+    centre_sigma: float = CENTRE_SIGMA,
 ) -> dict[str, np.ndarray]:
     """Features at several layers, computed in one forward pass per batch.
 
@@ -272,9 +376,10 @@ def extract_layers(
         negative values included).
     layers : sequence of str
         Names from ``get_spec(model.name).feature_layers``.
-    pooling : {"max", "mean", "none"}
-        Global spatial pooling of ``(B, C, H, W)`` maps; ``"none"`` flattens them (C*H*W
-        values, channel-major). Vector layers are never pooled.
+    pooling : {"max", "mean", "none", "centre"}
+        Global spatial pooling of ``(B, C, H, W)`` maps; ``"centre"`` is the Gaussian-weighted
+        sum of :func:`centre_weights`; ``"none"`` flattens them (C*H*W values,
+        channel-major). Vector layers are never pooled.
     batch_size : int
         Crops per forward pass (DeepLoc's five-crop pass runs 5 x ``batch_size`` inputs). 64 was
         as fast as or faster than 256 on 2 CPU cores (``benchmarks/bench_models.py``) and keeps
@@ -286,6 +391,15 @@ def extract_layers(
         Show a tqdm bar over batches.
     cache_dir : path, optional
         Read / write ``features-<key>.npy`` files there (one per layer).
+    mask_input : bool
+        Set every pixel outside the centre-cell mask to 0 before preprocessing (the features of
+        ``crops * masks[:, None]``), as a model trained with ``input="masked"`` saw its inputs.
+    masks : array_like of shape (N, 64, 64), bool, optional
+        The centre masks for ``mask_input``; default: the CropSet's ``masks``. An error when
+        ``mask_input`` is False.
+    centre_sigma : float
+        ``pooling="centre"`` only: the Gaussian's standard deviation as a fraction of the map's
+        side (0.25).
 
     Returns
     -------
@@ -304,6 +418,7 @@ def extract_layers(
     name = _check_model(model)
     layers = _check_layers(name, layers)
     pooling = _check_pooling(pooling)
+    centre_sigma = _check_sigma(centre_sigma)
     five_crop = _check_five_crop(name, five_crop)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -311,14 +426,18 @@ def extract_layers(
     spec = get_spec(name)
     if tuple(arr.shape[1:]) != (3, spec.crop_size, spec.crop_size):
         raise ValueError(f"crops must have shape (N, 3, {spec.crop_size}, {spec.crop_size}), got {arr.shape}")
+    mask_arr = _masks_for(crops, arr, bool(mask_input), masks)
 
     result: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         crops_digest, weights_digest = array_digest(arr), state_digest(model)
+        masks_digest = array_digest(mask_arr) if mask_arr is not None else None
         for layer in layers:
-            key = feature_key(model, layer, pooling, five_crop, crops_digest, weights_digest)
+            key = feature_key(model, layer, pooling, five_crop, crops_digest, weights_digest,
+                              mask_input=mask_arr is not None, masks_digest=masks_digest,
+                              centre_sigma=centre_sigma)
             paths[layer] = cache_dir / f"features-{name}-{layer}-{key}.npy"
             if paths[layer].exists():
                 result[layer] = np.load(paths[layer])
@@ -332,7 +451,9 @@ def extract_layers(
             starts = range(0, max(n, 1), batch_size)
             for start in tqdm(starts, desc=f"{spec.title} features", unit="batch", disable=not progress):
                 raw = arr[start:start + batch_size] if n else np.zeros((1, *arr.shape[1:]), np.float32)
-                out = _features_batch(net, name, raw, todo, pooling, five_crop)
+                if mask_arr is not None and n:
+                    raw = np.asarray(raw) * np.asarray(mask_arr[start:start + batch_size])[:, None]
+                out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma)
                 for layer in todo:
                     v = out[layer].to(torch.float32).cpu().numpy()
                     chunks[layer].append(v if n else v[:0])
@@ -356,6 +477,9 @@ def extract(
     five_crop: bool | None = None,
     progress: bool = True,
     cache_dir=None,
+    mask_input: bool = False,
+    masks=None,
+    centre_sigma: float = CENTRE_SIGMA,
 ) -> np.ndarray:
     """Feature vectors of crops at one layer of a model.
 
@@ -368,8 +492,9 @@ def extract(
         Raw crops in :data:`bgrobust.screen.CHANNELS` order, any real dtype.
     layer : str, optional
         Default: the paper's layer (PIFiA ``conv8``, PCI ``conv4_1``, DeepLoc ``conv5``).
-    pooling : {"max", "mean", "none"}
-        Global spatial max / mean of ``(B, C, H, W)`` maps, or ``"none"`` to flatten them.
+    pooling : {"max", "mean", "none", "centre"}
+        Global spatial max / mean / centre-weighted mean (:func:`centre_weights`) of
+        ``(B, C, H, W)`` maps, or ``"none"`` to flatten them.
     batch_size : int
         Crops per forward pass (see :func:`extract_layers`).
     five_crop : bool, optional
@@ -379,6 +504,12 @@ def extract(
         Show a tqdm bar over batches.
     cache_dir : path, optional
         Cache the result there as ``.npy`` (see the module docstring).
+    mask_input : bool
+        Read the features of ``crops * masks[:, None]`` (see :func:`extract_layers`).
+    masks : array_like of shape (N, 64, 64), bool, optional
+        Centre masks for ``mask_input`` (default: the CropSet's).
+    centre_sigma : float
+        ``pooling="centre"`` only: Gaussian standard deviation as a fraction of the map's side.
 
     Returns
     -------
@@ -403,4 +534,5 @@ def extract(
         raise TypeError(f"layer must be a layer name (str), got {type(layer).__name__}; "
                         "use extract_layers for several layers")
     return extract_layers(model, crops, [layer], pooling, batch_size=batch_size, five_crop=five_crop,
-                          progress=progress, cache_dir=cache_dir)[layer]
+                          progress=progress, cache_dir=cache_dir, mask_input=mask_input, masks=masks,
+                          centre_sigma=centre_sigma)[layer]

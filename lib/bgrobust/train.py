@@ -34,16 +34,48 @@ key; one with another key, or one that cannot be read, is ignored.
 Work per epoch is bounded by ``max_crops_per_epoch`` (a fresh random subset each epoch) and the
 whole run by ``max_steps``.
 
+Remedies for background-sensitive features
+------------------------------------------
+The paper's discussion names three remedies for features that depend on the cells around the
+centre cell. Two are training options; the third, centre-weighted pooling, is a read-out option
+(``pooling="centre"`` in :mod:`bgrobust.features`). ``init_from`` makes the first two cheap:
+
+* ``augment="background_swap"``: each training crop is, with probability
+  ``swap_probability``, replaced by its centre cell (the CropSet's ``masks``) pasted onto the
+  crop of a random training crop of *another* protein (strain), both standardised with their
+  own protein's per-channel mean and std first, exactly as the paper's swap settings are made
+  (:func:`bgrobust.settings.protein_stats`, :func:`~bgrobust.settings.standardize`,
+  :func:`~bgrobust.settings.composite`). The target stays the centre cell's: its protein
+  (PIFiA), its class (DeepLoc); PCI augments the source crop only, never the partner (target).
+  Crops that are not swapped stay raw; every model's preprocessing is invariant to the
+  per-channel affine map of standardisation, so both kinds reach the network on the same scale.
+  The draws come from the epoch generator, so such a training is deterministic and resumes
+  exactly like any other.
+* ``input="masked"``: every training input (PCI: source and partner) has all pixels outside
+  its centre mask set to 0 before preprocessing; read such a model's features with
+  ``features.extract(..., mask_input=True)``.
+* ``init_from``: start from a saved state dict (e.g. ``TrainResult.path`` of the original
+  training) instead of a random initialisation, so a remedy can be a short fine-tuning. A fresh
+  Adam state and the learning-rate schedule of the new parameters are used.
+
+While these fields are at their defaults (``"none"``, ``"crop"``, ``None``) they are left out of
+the training key, so a training that does not use them is described by the same parameters as
+before they existed (the key also digests this module's code, as always).
+
 Examples
 --------
 >>> params = TrainParams.for_model("pci", epochs=2, width=0.25)
 >>> params.lr, params.betas, params.independent_flips
 (0.0001, (0.5, 0.999), True)
+>>> TrainParams.for_model("pifia", augment="background_swap").swap_probability
+0.5
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -63,6 +95,7 @@ from .crops import CropSet
 from .features import array_digest
 from .models.preprocess import five_crop_offsets, random_crop
 from .models.registry import MODEL_NAMES, build, get_spec, load_weights, prepare_input, save_weights
+from .settings import composite, protein_stats, standardize
 
 __all__ = [
     "TrainParams",
@@ -76,10 +109,20 @@ __all__ = [
     "load_or_train",
     "plot_history",
     "lr_at",
+    "weights_digest",
+    "AUGMENTS",
+    "INPUTS",
 ]
 
 SCHEDULES = ("constant", "cosine", "exponential")
 PAIR_SCOPES = ("field", "strain")
+#: Accepted values of ``TrainParams.augment``.
+AUGMENTS = ("none", "background_swap")
+#: Accepted values of ``TrainParams.input``.
+INPUTS = ("crop", "masked")
+#: The remedy fields at their defaults: left out of the training key while at these values.
+_REMEDY_DEFAULTS: dict[str, Any] = {"augment": "none", "swap_probability": 0.5, "input": "crop",
+                                    "init_from": None}
 _CHECKPOINT = "checkpoint.pt"
 _WEIGHTS = "weights.pt"
 _HISTORY = "history.csv"
@@ -159,6 +202,21 @@ class TrainParams:
         DeepLoc only: BatchNorm on the logits, as the original (True).
     valid_only : bool
         Train on the crops that pass the paper's filters only (``table.valid``).
+    augment : {"none", "background_swap"}
+        Remedy 1 (see the module docstring): paste the centre cell of a training crop onto the
+        crop of a random other protein, both standardised per protein. "none" (default) trains
+        on the crops as they are. Needs the CropSet's ``masks``.
+    swap_probability : float
+        Probability, in (0, 1], that a training crop is swapped in an epoch (0.5). Used only with
+        ``augment="background_swap"``.
+    input : {"crop", "masked"}
+        Remedy 2: "masked" sets every pixel outside the centre mask of every training input to 0
+        before preprocessing; "crop" (default) uses the whole crop.
+    init_from : str, optional
+        Path of a state dict (``TrainResult.path``, :func:`bgrobust.models.save_weights`) to
+        start from instead of the random initialisation, e.g. to fine-tune a trained model with a
+        remedy for one epoch. The file must exist; the key holds the digest of its tensors, not
+        its path.
 
     Examples
     --------
@@ -189,6 +247,10 @@ class TrainParams:
     pair_scope: str | None = None
     logit_bn: bool | None = None
     valid_only: bool = True
+    augment: str = "none"
+    swap_probability: float = 0.5
+    input: str = "crop"
+    init_from: str | None = None
 
     def __post_init__(self):
         # YAML gives lists: store tuples so the dataclass stays hashable and keys stable
@@ -198,6 +260,10 @@ class TrainParams:
                 if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                     raise TypeError(f"TrainParams.{name} must be a sequence, got {value!r}")
                 object.__setattr__(self, name, tuple(value))
+        if self.init_from is not None:
+            if not isinstance(self.init_from, (str, os.PathLike)):
+                raise TypeError(f"TrainParams.init_from must be a path (str) or None, got {self.init_from!r}")
+            object.__setattr__(self, "init_from", os.fspath(self.init_from))
         self._check()
 
     # -- validation of whatever is set
@@ -248,6 +314,18 @@ class TrainParams:
             v = getattr(self, name)
             if v is not None and not isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"TrainParams.{name} must be True or False, got {v!r}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"TrainParams.augment must be one of {AUGMENTS}, got {self.augment!r}")
+        number("swap_probability", 0, 1)
+        if self.swap_probability is None:
+            raise ValueError("TrainParams.swap_probability must be a number in (0, 1], got None")
+        if self.input not in INPUTS:
+            raise ValueError(f"TrainParams.input must be one of {INPUTS}, got {self.input!r}")
+        if self.augment != "none" and self.input == "masked":
+            raise ValueError(f"TrainParams.augment={self.augment!r} cannot be combined with input='masked': "
+                             "a masked input has no background to swap")
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            raise FileNotFoundError(f"TrainParams.init_from: no such file {self.init_from!r}")
 
     # -- construction
     def resolve(self, name: str) -> "TrainParams":
@@ -482,6 +560,11 @@ def data_fingerprint(crops: CropSet, name: str, valid_only: bool = True) -> str:
 def training_key(name: str, crops: CropSet, params: TrainParams) -> str:
     """Cache / checkpoint key of a training: model, resolved parameters, data and code.
 
+    The remedy fields (``augment``, ``swap_probability``, ``input``, ``init_from``) enter the
+    key only when they are not at their defaults, so trainings without them keep their keys;
+    with ``augment`` or ``input="masked"`` the centre masks are part of the data, and
+    ``init_from`` enters as the digest of the state dict's tensors (:func:`weights_digest`).
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -494,8 +577,61 @@ def training_key(name: str, crops: CropSet, params: TrainParams) -> str:
     """
     name = _model_name(name)
     params = _as_params(params, name)
-    return content_key("train", name, params.to_dict(), data_fingerprint(crops, name, params.valid_only),
-                       code_key("bgrobust.train", "bgrobust.models"))
+    described = params.to_dict()
+    for field_name, default in _REMEDY_DEFAULTS.items():
+        if described[field_name] == default:
+            del described[field_name]
+    if params.augment == "none":
+        described.pop("swap_probability", None)  # no effect without augmentation
+    if params.init_from is not None:
+        described["init_from"] = weights_digest(params.init_from)
+    parts = ["train", name, described, data_fingerprint(crops, name, params.valid_only)]
+    if _uses_masks(params):
+        parts.append(("masks", array_digest(crops.masks)))
+    return content_key(*parts, code_key("bgrobust.train", "bgrobust.models"))
+
+
+def weights_digest(path) -> str:
+    """SHA-256 of the tensors of a saved state dict (names, dtypes, shapes and bytes).
+
+    The digest of the content, not of the file: a copy or a re-save of the same weights has the
+    same digest.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from bgrobust import models
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> m = models.build("pci", width=0.125, random_state=0)
+    >>> a = weights_digest(models.save_weights(m, folder / "a.pt"))
+    >>> a == weights_digest(models.save_weights(m, folder / "b.pt"))
+    True
+    """
+    h = hashlib.sha256()
+    for key, tensor in _read_state(path).items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B"))
+    return h.hexdigest()
+
+
+def _read_state(path) -> dict:
+    """The state dict saved at ``path`` (``TrainParams.init_from``), with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"TrainParams.init_from: no such file {str(path)!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"TrainParams.init_from: cannot read {str(path)!r} as a state dict: {exc}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"TrainParams.init_from: {str(path)!r} holds no state dict (name -> tensor); "
+                         "save one with bgrobust.models.save_weights")
+    return state
+
+
+def _uses_masks(params: TrainParams) -> bool:
+    return params.augment != "none" or params.input != "crop"
 
 
 def _as_params(params, name: str) -> TrainParams:
@@ -542,6 +678,25 @@ def _dropout(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     return x * keep / (1.0 - p)
 
 
+def _backgrounds(codes: np.ndarray, sources: np.ndarray, probability: float, g: torch.Generator) -> np.ndarray:
+    """Per source: a random training crop of another protein to paste it on, or -1 (kept).
+
+    ``codes`` is the protein code of every training crop; ``sources`` are positions among them.
+    """
+    n = len(codes)
+    swap = (torch.rand(len(sources), generator=g, dtype=torch.float64) < probability).numpy()
+    u = torch.rand(len(sources), generator=g, dtype=torch.float64).numpy()
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    own = codes[sources]
+    start = np.searchsorted(sorted_codes, own, side="left")
+    size = np.searchsorted(sorted_codes, own, side="right") - start
+    others = n - size
+    r = np.minimum(np.floor(u * others).astype(np.int64), others - 1)
+    r = r + np.where(r >= start, size, 0)  # skip the source's own protein
+    return np.where(swap, order[r], -1)
+
+
 def _partners(data: TrainingData, sources: np.ndarray, scope: str, g: torch.Generator) -> np.ndarray:
     """A random partner (another crop of the same strain, same field if possible) per source."""
     n = len(data.index)
@@ -574,6 +729,75 @@ def _partners(data: TrainingData, sources: np.ndarray, scope: str, g: torch.Gene
         r = r + (r >= pos[src])  # skip the source itself
         partner[mask] = order[start[src] + r]
     return partner
+
+
+# ------------------------------------------------------------------------------ remedies
+@dataclass(frozen=True)
+class _Remedy:
+    """What the remedies need per training crop (positions in :class:`TrainingData`)."""
+
+    masks: Any              # the CropSet's masks (N, S, S), indexed by CropSet position
+    masked: bool            # input="masked"
+    codes: np.ndarray       # protein code of each training crop (background_swap)
+    mean: np.ndarray | None  # (n_train, C) protein mean of each training crop (background_swap)
+    std: np.ndarray | None
+
+
+def _remedy(crops: CropSet, data: TrainingData, params: TrainParams) -> _Remedy | None:
+    if not _uses_masks(params):
+        return None
+    masks = crops.masks
+    expected = (len(crops.images),) + tuple(crops.images.shape[2:])
+    if tuple(np.shape(masks)) != expected:
+        raise ValueError(f"crops.masks must have shape {expected} (one centre mask per crop) for "
+                         f"augment={params.augment!r}, input={params.input!r}; got {np.shape(masks)}")
+    used = np.asarray(masks[data.index]).astype(bool, copy=False)
+    empty = int((~used.reshape(len(used), -1).any(axis=1)).sum())
+    if empty:
+        raise ValueError(f"{empty} of {len(used)} training crops have an empty centre mask (crops.masks); "
+                         f"augment={params.augment!r} and input={params.input!r} need the centre cell")
+    codes, proteins = pd.factorize(data.strain)
+    mean = std = None
+    if params.augment == "background_swap":
+        if len(proteins) < 2:
+            raise ValueError("TrainParams.augment='background_swap' needs training crops of at least 2 "
+                             f"proteins (strains), got {list(proteins)}")
+        table = crops.table.assign(_protein=crops.table["strain"].astype(str))
+        stats = protein_stats(CropSet(crops.images, crops.masks, table), by="_protein",
+                              valid_only=params.valid_only, proteins=list(proteins))
+        means = [c for c in stats.columns if c.startswith("mean_")]
+        stds = [c for c in stats.columns if c.startswith("std_")]
+        mean = stats.loc[data.strain, means].to_numpy(np.float64)
+        std = stats.loc[data.strain, stds].to_numpy(np.float64)
+        flat = ~(std > 0).all(axis=1)
+        if flat.any():
+            raise ValueError("TrainParams.augment='background_swap': protein(s) "
+                             f"{sorted(set(data.strain[flat]))} have a constant channel (std 0) and "
+                             "cannot be standardised")
+    return _Remedy(masks=masks, masked=params.input == "masked", codes=codes, mean=mean, std=std)
+
+
+def _raw_batch(images, data: TrainingData, idx: np.ndarray, remedy: _Remedy | None,
+               backgrounds: np.ndarray | None = None) -> np.ndarray:
+    """The raw crops of training positions ``idx`` with the remedies applied.
+
+    ``backgrounds`` (background_swap) holds, per crop, the training position of the crop its
+    centre cell is pasted on, or -1 to keep the crop.
+    """
+    raw = np.asarray(images[data.index[idx]])
+    if remedy is None:
+        return raw
+    masks = np.asarray(remedy.masks[data.index[idx]]).astype(bool, copy=False)
+    if backgrounds is not None and (backgrounds >= 0).any():
+        sel = np.flatnonzero(backgrounds >= 0)
+        bg = backgrounds[sel]
+        centre = standardize(raw[sel], remedy.mean[idx[sel]], remedy.std[idx[sel]])
+        back = standardize(np.asarray(images[data.index[bg]]), remedy.mean[bg], remedy.std[bg])
+        raw = raw.astype(np.float32)
+        raw[sel] = composite(centre, masks[sel], back)
+    if remedy.masked:
+        raw = raw * masks[:, None]
+    return raw
 
 
 # ------------------------------------------------------------------------------ result
@@ -637,12 +861,12 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _batch_loss(name, model, params, images, data, idx, partner, g):
+def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None, backgrounds=None):
     """Loss (and batch accuracy) of one batch; ``idx`` are positions in ``data``."""
-    raw = np.asarray(images[data.index[idx]])
+    raw = _raw_batch(images, data, idx, remedy, backgrounds)
     if name == "pci":
         source = prepare_input(name, raw)
-        partner_raw = np.asarray(images[data.index[partner]])
+        partner_raw = _raw_batch(images, data, partner, remedy)  # the target is never swapped
         gfp = get_spec(name).input_channels.index("gfp")
         target = torch.cat([prepare_input(name, partner_raw)[:, gfp:gfp + 1],
                             prepare_input(name, partner_raw, target=True)], dim=1)
@@ -703,14 +927,18 @@ def train(
     progress: bool = True,
     callback: Callable[[int, pd.DataFrame], None] | None = None,
 ) -> TrainResult:
-    """Train a model from scratch with its original objective (resuming from a checkpoint).
+    """Train a model with its original objective (resuming from a checkpoint).
+
+    From scratch, or from ``params.init_from``; with the remedies of the module docstring when
+    ``params`` asks for them.
 
     Parameters
     ----------
     name : {"pifia", "pci", "deeploc"}
     crops : CropSet
         Crops with a table holding ``strain`` (all), ``field`` (PCI), ``kind`` and
-        ``localization`` (DeepLoc) and ``valid`` (with ``valid_only``).
+        ``localization`` (DeepLoc) and ``valid`` (with ``valid_only``); centre ``masks`` are
+        read with ``augment="background_swap"`` or ``input="masked"``.
     params : TrainParams or dict, optional
         Unset fields take the original model's values (:meth:`TrainParams.resolve`).
     checkpoint_dir : path, optional
@@ -742,6 +970,7 @@ def train(
     _check_cropset(crops, name, params.valid_only)
     key = training_key(name, crops, params)
     data = training_data(name, crops, params.valid_only)
+    remedy = _remedy(crops, data, params)
     n = len(data.index)
     per_epoch = n if params.max_crops_per_epoch is None else min(n, params.max_crops_per_epoch)
     batch = min(params.batch_size, per_epoch)
@@ -752,6 +981,12 @@ def train(
     n_epochs = math.ceil(total_steps / steps_per_epoch)
 
     model = _build(name, params, len(data.classes) or None, torch.Generator().manual_seed(params.seed))
+    if params.init_from is not None:
+        try:
+            model.load_state_dict(_read_state(params.init_from))
+        except RuntimeError as exc:
+            raise ValueError(f"TrainParams.init_from: {params.init_from!r} does not fit {get_spec(name).title} "
+                             f"at width {params.width} with {len(data.classes) or 'no'} classes: {exc}") from exc
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=params.betas,
                                  eps=params.adam_eps, weight_decay=params.weight_decay)
     rows: list[dict] = []
@@ -777,6 +1012,8 @@ def train(
             g = _epoch_generator(params.seed, epoch)
             order = torch.randperm(n, generator=g).numpy()[:per_epoch]
             partners = _partners(data, order, params.pair_scope, g) if name == "pci" else None
+            backgrounds = (_backgrounds(remedy.codes, order, params.swap_probability, g)
+                           if params.augment == "background_swap" else None)
             for b in range(steps_per_epoch):
                 if step >= total_steps:
                     break
@@ -785,7 +1022,8 @@ def train(
                     group["lr"] = lr
                 sl = slice(b * batch, (b + 1) * batch)
                 loss, acc = _batch_loss(name, model, params, crops.images, data, order[sl],
-                                        partners[sl] if partners is not None else None, g)
+                                        partners[sl] if partners is not None else None, g, remedy,
+                                        backgrounds[sl] if backgrounds is not None else None)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
