@@ -433,3 +433,84 @@ def held_out_triplets(features: Mapping, groups: Mapping, protocol: SVMProtocol 
     order = {c: i for i, c in enumerate(classes)}
     key = [(order[a], order[c], order.get(g, len(order))) for a, c, g in zip(df.Location1, df.Location2, df.Background)]
     return df.iloc[sorted(range(len(df)), key=key.__getitem__)].reset_index(drop=True)
+
+
+def load_or_fit_vae(dataset, params: Mapping | None = None, *, cache_dir=None, progress: bool = True):
+    """The VAE baseline (:mod:`bgrobust.vae`) fitted on the valid crops, cached on disk.
+
+    ``params`` are :class:`bgrobust.vae.VAEParams` fields; ``preset: demo`` starts from
+    :meth:`~bgrobust.vae.VAEParams.demo` (the short CPU run) instead of the original's values.
+
+    Returns
+    -------
+    model : bgrobust.vae.VAE
+    history : DataFrame
+    seconds : float
+        Wall time of the fit (of the original fit when loaded from the cache).
+    """
+    import json
+
+    from .cache import atomic_dir, code_key, content_key
+    from .vae import VAEParams, fit_vae, load_vae, save_vae
+
+    params = dict(params or {})
+    preset = params.pop("preset", None)
+    if preset not in (None, "demo"):
+        raise ValueError(f"vae.preset must be 'demo' or absent, got {preset!r}")
+    vp = VAEParams.demo(**params) if preset == "demo" else VAEParams(**params)
+    valid = dataset.valid_crops()
+    from .train import data_fingerprint
+
+    key = content_key(repr(vp), data_fingerprint(valid, "pifia"), code_key("bgrobust.vae"))
+    folder = (cache_dir or cache_folder("models")) / f"vae-{key}"
+    if not (folder / "info.json").exists():
+        start = time.perf_counter()
+        model, history = fit_vae(valid.images, vp, progress=progress)
+        seconds = time.perf_counter() - start
+        with atomic_dir(folder) as tmp:
+            save_vae(model, tmp / "vae.pt")
+            history.to_csv(tmp / "history.csv", index=False)
+            (tmp / "info.json").write_text(json.dumps({"seconds": seconds, "params": repr(vp)}))
+    info = json.loads((folder / "info.json").read_text())
+    return load_vae(folder / "vae.pt"), pd.read_csv(folder / "history.csv"), info["seconds"]
+
+
+def drop_table(results: Mapping[str, Mapping[str, pd.DataFrame]], reference: Mapping[str, str] | None = None):
+    """Every extractor in the five settings, its background drop and, for remedies, their cost.
+
+    Parameters
+    ----------
+    results : mapping
+        ``{extractor: {experiment: DataFrame}}``.
+    reference : mapping, optional
+        ``{extractor: the extractor it modifies}``: adds the drop removed and the baseline
+        accuracy lost relative to that reference.
+
+    Returns
+    -------
+    DataFrame
+        One row per extractor: mean and 3 SE of each experiment (all pairs and triplets), the
+        drop (same minus diff swap: mean, low, high) and, with references, ``drop_removed``
+        (the reference's drop minus this one's, as a share of the reference's) and
+        ``baseline_cost`` (reference baseline minus this baseline).
+    """
+    from .claims import paired_difference
+    from .tables import per_class, table1
+
+    t = table1(results, aggregation="all")
+    rows = []
+    for name, res in results.items():
+        row = {"extractor": name}
+        for r in t[t.model == name].itertuples():
+            row[r.experiment] = r.mean
+            row[f"{r.experiment}_3se"] = r.three_se
+        d = paired_difference(per_class(res, "all"), "same", "diff")
+        row.update({"drop": d["mean"], "drop_low": d["low"], "drop_high": d["high"]})
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("extractor")
+    if reference:
+        for name, ref in reference.items():
+            if name in out.index and ref in out.index:
+                out.loc[name, "drop_removed"] = (out.loc[ref, "drop"] - out.loc[name, "drop"]) / out.loc[ref, "drop"]
+                out.loc[name, "baseline_cost"] = out.loc[ref, "base"] - out.loc[name, "base"]
+    return out.reset_index()
