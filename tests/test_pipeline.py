@@ -116,3 +116,15 @@ def small_dataset():
     screen = open_screen("synthetic", {"seed": 0, "proteins_per_class": 2, "n_multi": 3, "fields_per_strain": 1,
                                        "field_shape": [192, 192], "n_plates": 2}, progress=False)
     return screen, load_or_build(screen, progress=False)
+
+
+def test_drop_table_shares_only_where_the_reference_has_a_drop():
+    rng = np.random.default_rng(4)
+    from test_claims import _results
+    res = {"model": _results(0.10, rng), "remedy": _results(0.04, rng),
+           "flat": _results(0.0, rng), "flat remedy": _results(0.02, rng)}
+    t = pipeline.drop_table(res, {"remedy": "model", "flat remedy": "flat"}).set_index("extractor")
+    assert t.loc["remedy", "drop_removed"] == pytest.approx(0.6, abs=0.05)
+    assert np.isnan(t.loc["flat remedy", "drop_removed"])
+    assert t.loc["remedy", "baseline_cost"] == pytest.approx(t.loc["model", "base"] - t.loc["remedy", "base"])
+    assert {"base", "base_3se", "drop", "drop_low", "drop_high"} <= set(t.columns)

@@ -491,7 +491,8 @@ def drop_table(results: Mapping[str, Mapping[str, pd.DataFrame]], reference: Map
     DataFrame
         One row per extractor: mean and 3 SE of each experiment (all pairs and triplets), the
         drop (same minus diff swap: mean, low, high) and, with references, ``drop_removed``
-        (the reference's drop minus this one's, as a share of the reference's) and
+        (the reference's drop minus this one's, as a share of the reference's; only where the
+        reference's drop is shown, its 3 SE interval above 0) and
         ``baseline_cost`` (reference baseline minus this baseline).
     """
     from .claims import paired_difference
@@ -511,6 +512,7 @@ def drop_table(results: Mapping[str, Mapping[str, pd.DataFrame]], reference: Map
     if reference:
         for name, ref in reference.items():
             if name in out.index and ref in out.index:
-                out.loc[name, "drop_removed"] = (out.loc[ref, "drop"] - out.loc[name, "drop"]) / out.loc[ref, "drop"]
+                if out.loc[ref, "drop_low"] > 0:  # a share of a drop only where there is one
+                    out.loc[name, "drop_removed"] = (out.loc[ref, "drop"] - out.loc[name, "drop"]) / out.loc[ref, "drop"]
                 out.loc[name, "baseline_cost"] = out.loc[ref, "base"] - out.loc[name, "base"]
     return out.reset_index()
