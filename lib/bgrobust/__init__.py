@@ -10,6 +10,7 @@ Modules, in the order data flows through them:
 ``crops``     single-cell crops, the paper's filters, cell-free crops
 ``dataset``   the cached pipeline screen -> crops used by every chapter
 ``models``    PyTorch PIFiA, Paired Cell Inpainting and DeepLoc (original layer names)
+``devices``   where networks run (CPU, or a CUDA GPU with ``device="auto"``)
 ``train``     each model trained with its own objective (cached, resumable)
 ``features``  features at any layer, pooled, cached
 ``settings``  the five image settings: background swaps, masks, cell-free backgrounds

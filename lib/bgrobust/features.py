@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 
 from .cache import atomic_file, code_key, content_key
 from .crops import CropSet
+from .devices import resolve_device
 from .models.preprocess import five_crop_offsets, five_crops
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 
@@ -298,14 +299,14 @@ def _pool(z: torch.Tensor, pooling: str, centre_sigma: float = CENTRE_SIGMA) -> 
     if pooling == "mean":
         return z.mean(dim=(-2, -1))
     if pooling == "centre":
-        w = torch.from_numpy(centre_weights(z.shape[-2], z.shape[-1], centre_sigma)).to(z.dtype)
+        w = torch.from_numpy(centre_weights(z.shape[-2], z.shape[-1], centre_sigma)).to(z.device, z.dtype)
         return (z * w).sum(dim=(-2, -1))
     return z.flatten(1)
 
 
 def _features_batch(model, name, raw, layers, pooling, five_crop,
-                    centre_sigma: float = CENTRE_SIGMA) -> dict[str, torch.Tensor]:
-    x = prepare_input(name, raw)
+                    centre_sigma: float = CENTRE_SIGMA, device=torch.device("cpu")) -> dict[str, torch.Tensor]:
+    x = prepare_input(name, raw).to(device)
     spec = get_spec(name)
     if spec.input_size != spec.crop_size:  # DeepLoc: 60x60 crops of the 64x64 crop
         if five_crop:
@@ -363,6 +364,7 @@ def extract_layers(
     mask_input: bool = False,
     masks=None,
     centre_sigma: float = CENTRE_SIGMA,
+    device=None,
 ) -> dict[str, np.ndarray]:
     """Features at several layers, computed in one forward pass per batch.
 
@@ -400,6 +402,9 @@ def extract_layers(
     centre_sigma : float
         ``pooling="centre"`` only: the Gaussian's standard deviation as a fraction of the map's
         side (0.25).
+    device : None, str or torch.device
+        Where the forward passes run (:func:`bgrobust.devices.resolve_device`: ``None`` = CPU,
+        ``"auto"``, ``"cuda"``); not part of the cache key.
 
     Returns
     -------
@@ -420,6 +425,7 @@ def extract_layers(
     pooling = _check_pooling(pooling)
     centre_sigma = _check_sigma(centre_sigma)
     five_crop = _check_five_crop(name, five_crop)
+    dev = resolve_device(device)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     arr = _as_crops(crops)
@@ -445,7 +451,7 @@ def extract_layers(
 
     if todo:
         n = len(arr)
-        net = _inference_copy(model)
+        net = _inference_copy(model).to(dev)
         chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in todo}
         with torch.inference_mode():
             starts = range(0, max(n, 1), batch_size)
@@ -453,7 +459,7 @@ def extract_layers(
                 raw = arr[start:start + batch_size] if n else np.zeros((1, *arr.shape[1:]), np.float32)
                 if mask_arr is not None and n:
                     raw = np.asarray(raw) * np.asarray(mask_arr[start:start + batch_size])[:, None]
-                out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma)
+                out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma, dev)
                 for layer in todo:
                     v = out[layer].to(torch.float32).cpu().numpy()
                     chunks[layer].append(v if n else v[:0])
@@ -480,6 +486,7 @@ def extract(
     mask_input: bool = False,
     masks=None,
     centre_sigma: float = CENTRE_SIGMA,
+    device=None,
 ) -> np.ndarray:
     """Feature vectors of crops at one layer of a model.
 
@@ -510,6 +517,8 @@ def extract(
         Centre masks for ``mask_input`` (default: the CropSet's).
     centre_sigma : float
         ``pooling="centre"`` only: Gaussian standard deviation as a fraction of the map's side.
+    device : None, str or torch.device
+        Where the forward passes run (see :func:`extract_layers`).
 
     Returns
     -------
@@ -535,4 +544,4 @@ def extract(
                         "use extract_layers for several layers")
     return extract_layers(model, crops, [layer], pooling, batch_size=batch_size, five_crop=five_crop,
                           progress=progress, cache_dir=cache_dir, mask_input=mask_input, masks=masks,
-                          centre_sigma=centre_sigma)[layer]
+                          centre_sigma=centre_sigma, device=device)[layer]

@@ -74,7 +74,7 @@ def split_training(training: Mapping | None, name: str) -> dict:
 
 
 def train_models(dataset, training: Mapping | None = None, models=MODELS, *, seed: int = 0, cache_dir=None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, device=None) -> dict:
     """Train (or load from the cache) each model on the dataset's crops.
 
     Parameters
@@ -86,6 +86,8 @@ def train_models(dataset, training: Mapping | None = None, models=MODELS, *, see
     models : sequence of str
     seed : int
         Default seed of every training (a ``seed`` in ``training`` wins).
+    device : None, str or torch.device
+        Where trainings that are not cached run (``"auto"``: a CUDA GPU when present).
 
     Returns
     -------
@@ -96,7 +98,8 @@ def train_models(dataset, training: Mapping | None = None, models=MODELS, *, see
     results = {}
     for name in models:
         params = TrainParams.from_dict({"seed": seed, **split_training(training, name)}, model=name)
-        results[name] = load_or_train(name, dataset.crops, params, cache_dir=cache_dir, progress=progress)
+        results[name] = load_or_train(name, dataset.crops, params, cache_dir=cache_dir, progress=progress,
+                                      device=device)
     return results
 
 
@@ -117,12 +120,12 @@ def untrained_models(trained: Mapping, *, seed: int = 0) -> dict:
 
 
 def model_extractor(model: torch.nn.Module, layer: str | None = None, pooling: str = "max", *,
-                    cache_dir=None, progress: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+                    cache_dir=None, progress: bool = False, device=None) -> Callable[[np.ndarray], np.ndarray]:
     """A bgrobust model at one layer as a callable ``crops (N, 3, 64, 64) -> features (N, D)``."""
     from .features import extract
 
     def extractor(crops):
-        return extract(model, crops, layer, pooling, cache_dir=cache_dir, progress=progress)
+        return extract(model, crops, layer, pooling, cache_dir=cache_dir, progress=progress, device=device)
 
     extractor.__name__ = f"{getattr(model, 'name', type(model).__name__)}:{layer}:{pooling}"
     return extractor
@@ -283,7 +286,8 @@ def balanced_crops(dataset, proteins_per_class: int = 3, cells_per_protein: int 
 
 
 def layer_accuracies(model, crops, labels, layers, pooling: str = "max", protocol: SVMProtocol | None = None, *,
-                     classes=CLASSES, n_jobs: int = 1, progress: bool = True, cache_dir=None) -> pd.DataFrame:
+                     classes=CLASSES, n_jobs: int = 1, progress: bool = True, cache_dir=None,
+                     device=None) -> pd.DataFrame:
     """Mean pairwise SVM accuracy over the class pairs for every layer of a model.
 
     Returns
@@ -295,7 +299,8 @@ def layer_accuracies(model, crops, labels, layers, pooling: str = "max", protoco
     from .features import extract_layers
 
     labels = np.asarray(labels)
-    feats = extract_layers(model, crops, list(layers), pooling, progress=progress, cache_dir=cache_dir)
+    feats = extract_layers(model, crops, list(layers), pooling, progress=progress, cache_dir=cache_dir,
+                           device=device)
     rows = []
     for layer in layers:
         per_class = {c: feats[layer][labels == c] for c in classes}
@@ -316,7 +321,7 @@ def cache_folder(kind: str):
 
 def paper_experiments(sets, models: Mapping, *, layers: Mapping | None = None, pooling: str = "mean",
                       protocol: SVMProtocol | None = None, classes=CLASSES, n_jobs: int = 1,
-                      progress: bool = True, results_folder=None) -> tuple[dict, dict, pd.DataFrame]:
+                      progress: bool = True, results_folder=None, device=None) -> tuple[dict, dict, pd.DataFrame]:
     """The five experiments for several models at their paper layers (all stages cached).
 
     Parameters
@@ -328,6 +333,8 @@ def paper_experiments(sets, models: Mapping, *, layers: Mapping | None = None, p
         Layer per model; default the paper's layer (``get_spec(name).paper_layer``).
     results_folder : path, optional
         Where to write the per-pair CSVs in the paper's layout (``<folder>/<model>/results_<exp>.csv``).
+    device : None, str or torch.device
+        Where the features are computed (``"auto"``: a CUDA GPU when present).
 
     Returns
     -------
@@ -345,7 +352,7 @@ def paper_experiments(sets, models: Mapping, *, layers: Mapping | None = None, p
     results, features, timing = {}, {}, []
     for name, model in models.items():
         layer = layers.get(name) or get_spec(name).paper_layer
-        extractor = model_extractor(model, layer, pooling, cache_dir=cache_folder("features"))
+        extractor = model_extractor(model, layer, pooling, cache_dir=cache_folder("features"), device=device)
         start = time.perf_counter()
         features[name] = setting_features(sets, extractor, progress=progress)
         t_feat = time.perf_counter() - start

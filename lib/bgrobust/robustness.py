@@ -24,6 +24,7 @@ import torch
 
 from .classes import CLASSES
 from .classify import SVMProtocol
+from .devices import resolve_device
 from .screen import CHANNELS
 
 
@@ -43,7 +44,7 @@ def minmax_per_channel(crops: np.ndarray) -> np.ndarray:
 
 
 def as_extractor(extractor, *, channels: Sequence[str] = CHANNELS, preprocess: Callable | None = minmax_per_channel,
-                 batch_size: int = 256, device: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+                 batch_size: int = 256, device=None) -> Callable[[np.ndarray], np.ndarray]:
     """A plain ``crops (N, 3, 64, 64) -> features (N, D)`` function from a callable or a Module.
 
     Parameters
@@ -59,8 +60,9 @@ def as_extractor(extractor, *, channels: Sequence[str] = CHANNELS, preprocess: C
         per-channel min-max scaling); None passes raw values.
     batch_size : int
         Crops per forward pass of a Module.
-    device : str, optional
-        Where a Module runs (default: where its parameters are, else CPU).
+    device : None, str or torch.device
+        Where a Module runs (:func:`bgrobust.devices.resolve_device`; the Module is moved
+        there). Default: where its parameters are, else the CPU.
     """
     unknown = [c for c in channels if c not in CHANNELS]
     if unknown or not channels:
@@ -70,8 +72,12 @@ def as_extractor(extractor, *, channels: Sequence[str] = CHANNELS, preprocess: C
 
     if isinstance(extractor, torch.nn.Module):
         module = extractor.eval()
-        params = list(module.parameters())
-        dev = torch.device(device) if device else (params[0].device if params else torch.device("cpu"))
+        if device is not None:
+            dev = resolve_device(device)
+            module.to(dev)
+        else:
+            params = list(module.parameters())
+            dev = params[0].device if params else torch.device("cpu")
 
         def run(crops):
             x = np.asarray(crops)[:, idx]
@@ -177,7 +183,7 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
                       classes: Sequence[str] | None = None, protocol: SVMProtocol | None = None,
                       channels: Sequence[str] = CHANNELS, preprocess: Callable | None = minmax_per_channel,
                       name: str | None = None, random_state: int = 0, n_jobs: int = 1,
-                      progress: bool = True) -> RobustnessReport:
+                      progress: bool = True, device=None) -> RobustnessReport:
     """Run the paper's five background experiments on any feature extractor.
 
     Parameters
@@ -202,6 +208,8 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
         What the extractor sees (see :func:`as_extractor`).
     name : str, optional
         Display name.
+    device : None, str or torch.device
+        Where a Module runs (see :func:`as_extractor`; ``"auto"``: a CUDA GPU when present).
 
     Returns
     -------
@@ -232,7 +240,7 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
         sets = generate_settings(dataset, n_cells, classes=classes, random_state=random_state, progress=progress)
     n_cells = int(n_cells or sets.sets["n"].max())
     protocol = protocol or SVMProtocol(n_per_class=n_cells)
-    run = as_extractor(extractor, channels=channels, preprocess=preprocess)
+    run = as_extractor(extractor, channels=channels, preprocess=preprocess, device=device)
     name = name or run.__name__
     feats = pipeline.setting_features(sets, run, progress=progress)
     results = pipeline.run_experiments(feats, protocol, classes=classes, n_jobs=n_jobs, progress=progress)

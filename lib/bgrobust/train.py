@@ -92,6 +92,7 @@ from tqdm.auto import tqdm
 from .cache import atomic_file, code_key, content_key
 from .classes import CLASSES
 from .crops import CropSet
+from .devices import resolve_device
 from .features import array_digest
 from .models.preprocess import five_crop_offsets, random_crop
 from .models.registry import MODEL_NAMES, build, get_spec, load_weights, prepare_input, save_weights
@@ -674,7 +675,7 @@ def _dropout(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     """Inverted dropout drawn from ``g`` (nn.Dropout would use the global RNG)."""
     if p <= 0:
         return x
-    keep = torch.rand(x.shape, generator=g) >= p
+    keep = (torch.rand(x.shape, generator=g) >= p).to(x.device)
     return x * keep / (1.0 - p)
 
 
@@ -861,8 +862,13 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None, backgrounds=None):
-    """Loss (and batch accuracy) of one batch; ``idx`` are positions in ``data``."""
+def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None, backgrounds=None,
+                device=torch.device("cpu")):
+    """Loss (and batch accuracy) of one batch; ``idx`` are positions in ``data``.
+
+    Batches are assembled and augmented on the CPU (the draws come from ``g``), then moved
+    to ``device``.
+    """
     raw = _raw_batch(images, data, idx, remedy, backgrounds)
     if name == "pci":
         source = prepare_input(name, raw)
@@ -877,6 +883,7 @@ def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None,
                 both = _flip(torch.cat([source, target], dim=1), g)
                 source, target = both[:, :source.shape[1]], both[:, source.shape[1]:]
         source, target = _rotate(source, params.rot90, g), _rotate(target, params.rot90, g)
+        source, target = source.to(device), target.to(device)
         pred = model(_cl(source), _cl(target[:, 1:]))
         return F.mse_loss(pred, target[:, :1]), None
     x = prepare_input(name, raw)
@@ -890,7 +897,7 @@ def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None,
     if params.flips:
         x = _flip(x, g)
     x = _rotate(x, params.rot90, g)
-    y = torch.from_numpy(data.labels[idx])
+    x, y = x.to(device), torch.from_numpy(data.labels[idx]).to(device)
     if name == "pifia":
         logits = model.d3(_dropout(model.features(_cl(x), "d2"), params.dropout, g))
     else:
@@ -926,6 +933,7 @@ def train(
     checkpoint_dir=None,
     progress: bool = True,
     callback: Callable[[int, pd.DataFrame], None] | None = None,
+    device=None,
 ) -> TrainResult:
     """Train a model with its original objective (resuming from a checkpoint).
 
@@ -949,6 +957,10 @@ def train(
         Show a tqdm bar over optimizer steps.
     callback : callable, optional
         ``callback(epochs_done, history)`` after every epoch, once its checkpoint is written.
+    device : None, str or torch.device
+        Where the network trains (:func:`bgrobust.devices.resolve_device`: ``None`` = CPU,
+        ``"auto"``, ``"cuda"``). Not part of the key: a checkpoint resumes on any device. The
+        returned model is on the CPU.
 
     Returns
     -------
@@ -967,6 +979,7 @@ def train(
     """
     name = _model_name(name)
     params = _as_params(params, name)
+    dev = resolve_device(device)
     _check_cropset(crops, name, params.valid_only)
     key = training_key(name, crops, params)
     data = training_data(name, crops, params.valid_only)
@@ -987,6 +1000,7 @@ def train(
         except RuntimeError as exc:
             raise ValueError(f"TrainParams.init_from: {params.init_from!r} does not fit {get_spec(name).title} "
                              f"at width {params.width} with {len(data.classes) or 'no'} classes: {exc}") from exc
+    model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=params.betas,
                                  eps=params.adam_eps, weight_decay=params.weight_decay)
     rows: list[dict] = []
@@ -1023,7 +1037,7 @@ def train(
                 sl = slice(b * batch, (b + 1) * batch)
                 loss, acc = _batch_loss(name, model, params, crops.images, data, order[sl],
                                         partners[sl] if partners is not None else None, g, remedy,
-                                        backgrounds[sl] if backgrounds is not None else None)
+                                        backgrounds[sl] if backgrounds is not None else None, dev)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -1049,7 +1063,7 @@ def train(
     finally:
         bar.close()
 
-    model.eval()
+    model.to("cpu").eval()
     history = pd.DataFrame(rows, columns=columns)
     path = None
     if folder is not None:
@@ -1060,7 +1074,7 @@ def train(
             history.to_csv(tmp, index=False)
         meta = {"name": name, "key": key, "params": params.to_dict(), "labels": list(data.classes),
                 "n_train": n, "seconds": seconds, "steps": step, "epochs": n_epochs,
-                "steps_per_epoch": steps_per_epoch, "batch_size": batch}
+                "steps_per_epoch": steps_per_epoch, "batch_size": batch, "device": str(dev)}
         with atomic_file(folder / _META) as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
         (folder / _CHECKPOINT).unlink(missing_ok=True)
@@ -1091,6 +1105,7 @@ def load_or_train(
     *,
     cache_dir=None,
     progress: bool = True,
+    device=None,
 ) -> TrainResult:
     """:func:`train` with an on-disk cache: ``cache_dir/<name>-<key>/``.
 
@@ -1102,6 +1117,8 @@ def load_or_train(
     ----------
     cache_dir : path, optional
         Default: ``run_dir("shared") / "models"``.
+    device : None, str or torch.device
+        Where a training that is not cached runs (see :func:`train`).
 
     Examples
     --------
@@ -1121,13 +1138,14 @@ def load_or_train(
 
     name = _model_name(name)
     params = _as_params(params, name)
+    resolve_device(device)  # a bad device is an error even when the result is cached
     key = training_key(name, crops, params)
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared") / "models"
     folder = cache_dir / f"{name}-{key}"
     cached = _load_result(folder, name, key, params)
     if cached is not None:
         return cached
-    return train(name, crops, params, checkpoint_dir=folder, progress=progress)
+    return train(name, crops, params, checkpoint_dir=folder, progress=progress, device=device)
 
 
 # ------------------------------------------------------------------------------ plotting

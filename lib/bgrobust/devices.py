@@ -1,0 +1,69 @@
+"""Where the networks run: CPU by default, a CUDA GPU when asked for.
+
+Training of the three models (:func:`bgrobust.train.train`) and feature extraction
+(:func:`bgrobust.features.extract`) take a ``device`` argument (the VAE and the structural
+baseline run on the CPU):
+
+* ``None`` or ``"cpu"``: the CPU (the default, and what the tests and CI use);
+* ``"auto"``: the first CUDA GPU when PyTorch sees one, else the CPU;
+* ``"cuda"``, ``"cuda:1"``, a :class:`torch.device`: that device, an error if it is absent.
+
+The device is an execution detail, like ``n_jobs``: it is not part of any cache key, so
+weights trained on a GPU are reused by a CPU run with the same parameters (and the other
+way round). Random draws (batch order, flips, dropout masks, background swaps) are made
+on the CPU from the seeded generators, so a GPU run sees the same batches; its results
+still differ from the CPU's in the last bits, as GPU kernels round differently.
+"""
+from __future__ import annotations
+
+import torch
+
+DEVICES = ("cpu", "auto", "cuda")
+
+
+def resolve_device(device=None) -> torch.device:
+    """The :class:`torch.device` that ``device`` names.
+
+    Parameters
+    ----------
+    device : None, str or torch.device
+        ``None``/``"cpu"``, ``"auto"``, ``"cuda"``/``"cuda:<index>"``, or a ``torch.device``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        For a name PyTorch does not know, or a CUDA device this machine does not have.
+
+    Examples
+    --------
+    >>> resolve_device()
+    device(type='cpu')
+    >>> resolve_device("auto").type in ("cpu", "cuda")
+    True
+    """
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be None, a str or a torch.device, got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device: {device!r} is not a device name (use one of {DEVICES} or 'cuda:<index>')") \
+            from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device: {device!r} is not supported (use one of {DEVICES} or 'cuda:<index>')")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for a CUDA GPU, but PyTorch sees none on this machine "
+                         f"(torch {torch.__version__}); use device='cpu' or 'auto'")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device: {device!r} does not exist; this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return dev
