@@ -6,6 +6,7 @@ import pytest
 from bgrobust.classes import CLASSES
 from bgrobust.screen import PROPORTION_COLUMNS, Screen
 from bgrobust.synth import PATTERNS, ScreenConfig, generate_screen, load_or_generate, make_strains
+from bgrobust.synth.screen import FRACTION_COLUMNS
 from bgrobust.synth.geometry import place_cells, rasterise, sample_cell
 from bgrobust.synth.optics import PlateEffects, camera, illumination
 
@@ -44,12 +45,20 @@ def test_images_are_uint16_three_channels_with_truth(screen):
     assert (single.localization == single.localization_protein).all()
 
 
-def test_multi_localized_cells_draw_classes_from_the_true_proportions():
-    cfg = ScreenConfig(proteins_per_class=1, n_multi=2, fields_per_strain=4, field_shape=(256, 256),
-                       cells_per_field=(60, 80), n_plates=2, seed=3)
-    scr = generate_screen(cfg, progress=False)
-    for _, s in scr.strains[scr.strains.kind == "multi"].iterrows():
+def _multi_screen(p_within_cell):
+    cfg = ScreenConfig(proteins_per_class=1, n_multi=2, fields_per_strain=3, field_shape=(384, 384),
+                       cells_per_field=(40, 60), n_plates=2, seed=3, p_within_cell=p_within_cell)
+    return generate_screen(cfg, progress=False)
+
+
+def test_between_cell_proteins_put_each_cell_in_one_class_drawn_from_the_proportions():
+    scr = _multi_screen(0.0)
+    multi = scr.strains[scr.strains.kind == "multi"]
+    assert (multi.mixing == "between_cells").all()
+    for _, s in multi.iterrows():
         cells = scr.cells[scr.cells.strain == s.strain]
+        shares = cells[list(FRACTION_COLUMNS)].to_numpy()
+        assert set(np.unique(shares)) <= {0.0, 1.0} and (shares.sum(axis=1) == 1).all()
         observed = cells.localization.value_counts(normalize=True)
         for c in CLASSES:
             p = s[f"p:{c}"]
@@ -58,6 +67,46 @@ def test_multi_localized_cells_draw_classes_from_the_true_proportions():
             else:  # binomial tolerance: 4 sd
                 sd = np.sqrt(p * (1 - p) / len(cells))
                 assert abs(observed.get(c, 0.0) - p) < 4 * sd + 1e-9
+
+
+def test_within_cell_mixtures_light_every_compartment_in_every_cell():
+    scr = _multi_screen(1.0)
+    multi = scr.strains[scr.strains.kind == "multi"]
+    assert (multi.mixing == "within_cell").all()
+    for _, s in multi.iterrows():
+        cells = scr.cells[scr.cells.strain == s.strain]
+        props = s[list(PROPORTION_COLUMNS)].to_numpy(float)
+        shares = cells[list(FRACTION_COLUMNS)].to_numpy()
+        np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+        on = props > 0
+        assert (shares[:, on] > 0).all() and (shares[:, ~on] == 0).all()
+        # the per-cell ratio varies around the protein's proportions (its truth)
+        assert shares[:, on].std(axis=0).min() > 0
+        mean = shares.mean(axis=0)
+        sd = np.sqrt(props * (1 - props) / (1 + 20.0) / len(cells))  # Dirichlet, concentration 20
+        assert (np.abs(mean - props)[on] < 5 * sd[on] + 1e-9).all()
+        # the truth class of a cell is its largest compartment
+        assert (cells.localization.to_numpy() == np.asarray(CLASSES)[shares.argmax(axis=1)]).all()
+
+
+def test_multi_localized_combinations_follow_yeast():
+    strains, _ = make_strains(ScreenConfig(n_multi=200, n_plates=8, proteins_per_class=1))
+    multi = strains[strains.kind == "multi"]
+    combos = multi[list(PROPORTION_COLUMNS)].gt(0).apply(
+        lambda r: tuple(c[2:] for c, v in r.items() if v), axis=1)
+    share = (combos == ("cytoplasm", "nucleus")).mean()
+    assert 0.6 < share < 0.88  # 838 of 1,136 in Huh et al. (74 %)
+    assert set(multi.mixing) == {"within_cell", "between_cells"}
+
+
+def test_cells_have_the_real_size_at_the_default_pixel_size():
+    cfg = ScreenConfig(proteins_per_class=1, n_multi=0, fields_per_strain=1)
+    scr = generate_screen(cfg, progress=False)
+    area = scr.cells.area.median()
+    assert 800 < area < 1200  # real WT2 crops: ~975 px (equivalent diameter ~35 px)
+    old = generate_screen(ScreenConfig(**{**cfg.__dict__, "pixel_size": 0.2}), progress=False)
+    ratio = area / old.cells.area.median()
+    assert ratio == pytest.approx((0.2 / 0.13) ** 2, rel=0.2)
 
 
 def test_screen_is_deterministic_and_independent_of_workers():
@@ -149,3 +198,22 @@ def test_cached_screen_round_trips(tmp_path, screen):
     again = load_or_generate(SMALL, tmp_path, progress=False)
     assert len([p for p in tmp_path.iterdir() if p.name.startswith(".")]) == 0
     np.testing.assert_array_equal(again.image(0), screen.image(0))
+
+
+@pytest.mark.parametrize("params, field, message", [
+    ({"pixel_size": 0.0}, "pixel_size", "must be in"),
+    ({"pixel_size": "big"}, "pixel_size", "must be a number"),
+    ({"n_multi": -1}, "n_multi", ">= 0"),
+    ({"proteins_per_class": 2.5}, "proteins_per_class", "integer"),
+    ({"p_within_cell": 1.5}, "p_within_cell", "must be in"),
+    ({"cell_size": (3.0, 2.0)}, "cell_size", "above high"),
+    ({"cell_size": 2.0}, "cell_size", "pair"),
+    ({"diffuse_fraction": (0.1, 1.4)}, "diffuse_fraction", "must be in"),
+    ({"field_shape": (32, 32)}, "field_shape", ">= 64"),
+    ({"psf_sigma": float("nan")}, "psf_sigma", "must be in"),
+    ({"p_dead": -0.1}, "p_dead", "must be in"),
+    ({"seed": -3}, "seed", ">= 0"),
+])
+def test_config_names_the_bad_parameter(params, field, message):
+    with pytest.raises(ValueError, match=rf"ScreenConfig\.{field}: .*{message}"):
+        ScreenConfig(**params)

@@ -2,9 +2,11 @@
 
 A cell is a mother ellipse, optionally with a round bud attached at the end of its
 major axis (the bud neck), a round nucleus on the bud side of the mother and a round
-vacuole on the other side.  Sizes are in pixels and chosen so that a 64 x 64 crop
-shows the centre cell (about 10-20 % of the crop, as the paper's example crop:
-642 px, 15.7 %) plus parts of its neighbours.
+vacuole on the other side.  The cell cycle shows in the nucleus: unbudded (G1) cells
+have one round nucleus; in large-budded cells the nucleus may have divided, one
+daughter nucleus sitting in the bud (anaphase/telophase).  The functions here work in
+pixels; :mod:`bgrobust.synth.screen` converts the biology (micrometres) with the
+screen's pixel size.
 
 Cells are placed in loose colonies (Gaussian clusters of varying spread) with a
 density that varies from field to field, so that dense, touching groups and
@@ -17,6 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+#: The pixel size (um) at which the patterns' lengths are written; a screen of another
+#: pixel size scales them by ``REFERENCE_PIXEL_SIZE / pixel_size``.
+REFERENCE_PIXEL_SIZE = 0.2
+
 
 @dataclass(frozen=True)
 class CellGeometry:
@@ -25,7 +31,8 @@ class CellGeometry:
     ``cy, cx``: mother centre; ``a, b``: mother semi-axes (``a >= b``); ``theta``:
     angle of the major axis (radians, from the x axis); ``bud_r``: bud radius (0 =
     unbudded), the bud centre lies on the +major axis; ``nuc``/``vac``: (u, v, r) of
-    nucleus and vacuole in the mother's frame (u along the major axis).
+    nucleus and vacuole in the mother's frame (u along the major axis); ``nuc2``: the
+    daughter nucleus in the bud of a dividing cell (``None`` otherwise).
     """
 
     cy: float
@@ -36,10 +43,15 @@ class CellGeometry:
     bud_r: float
     nuc: tuple[float, float, float]
     vac: tuple[float, float, float]
+    nuc2: tuple[float, float, float] | None = None
 
     @property
     def budded(self) -> bool:
         return self.bud_r > 0
+
+    @property
+    def dividing(self) -> bool:
+        return self.nuc2 is not None
 
     @property
     def bud_offset(self) -> float:
@@ -57,7 +69,8 @@ class CellGeometry:
 
 
 def sample_cell(rng: np.random.Generator, cy: float, cx: float, *,
-                size: tuple[float, float] = (10.0, 14.0), p_budded: float = 0.5) -> CellGeometry:
+                size: tuple[float, float] = (10.0, 14.0), p_budded: float = 0.5,
+                p_divided: float = 0.35) -> CellGeometry:
     """Draw the shape of one cell centred at ``(cy, cx)``.
 
     Parameters
@@ -69,6 +82,9 @@ def sample_cell(rng: np.random.Generator, cy: float, cx: float, *,
         Range of the mother's semi-major axis in pixels.
     p_budded : float
         Probability that the cell carries a bud.
+    p_divided : float
+        Probability that a large-budded cell (bud radius above 0.55 of the mother's
+        semi-major axis) has already divided its nucleus into the bud.
     """
     a = rng.uniform(*size)
     b = a * rng.uniform(0.78, 0.95)
@@ -78,12 +94,18 @@ def sample_cell(rng: np.random.Generator, cy: float, cx: float, *,
     nuc = (a * rng.uniform(0.15, 0.35), b * rng.uniform(-0.2, 0.2), rn)
     rv = b * rng.uniform(0.38, 0.52)
     vac = (-a * rng.uniform(0.25, 0.4), b * rng.uniform(-0.2, 0.2), rv)
-    return CellGeometry(cy, cx, a, b, theta, bud_r, nuc, vac)
+    nuc2 = None
+    if bud_r > 0.55 * a and rng.random() < p_divided:
+        # anaphase/telophase: the nucleus has moved to the neck and divided
+        r2 = min(rn * rng.uniform(0.75, 0.9), 0.6 * bud_r)
+        nuc = (a - 1.1 * rn, nuc[1] * 0.3, rn * 0.85)
+        nuc2 = (a + 0.55 * bud_r + rng.uniform(-0.2, 0.1) * bud_r, 0.0, r2)
+    return CellGeometry(cy, cx, a, b, theta, bud_r, nuc, vac, nuc2)
 
 
 def place_cells(rng: np.random.Generator, shape: tuple[int, int], n_cells: int, *,
                 size: tuple[float, float] = (10.0, 14.0), p_budded: float = 0.5,
-                cluster_spread: tuple[float, float] = (25.0, 70.0),
+                p_divided: float = 0.35, cluster_spread: tuple[float, float] = (25.0, 70.0),
                 cells_per_cluster: float = 8.0, overlap: float = 0.9,
                 max_tries: int = 40) -> list[CellGeometry]:
     """Place up to ``n_cells`` non-overlapping cells in loose colonies.
@@ -111,7 +133,7 @@ def place_cells(rng: np.random.Generator, shape: tuple[int, int], n_cells: int, 
             cy, cx = rng.normal(centres[k], spreads[k])
             if not (0 <= cy < h and 0 <= cx < w):
                 continue
-            cell = sample_cell(rng, cy, cx, size=size, p_budded=p_budded)
+            cell = sample_cell(rng, cy, cx, size=size, p_budded=p_budded, p_divided=p_divided)
             new = [(cy, cx, cell.a)]
             if cell.budded:
                 new.append((*cell.bud_centre(), cell.bud_r))
@@ -129,7 +151,9 @@ class CellFrame:
 
     ``sl``: the (row, col) slices of the box in the field; ``u, v``: mother-frame
     coordinates of every box pixel; ``mask``: the cell (mother + bud); ``bud``: the
-    bud part; ``depth``: distance of each cell pixel to the cell boundary (px).
+    bud part; ``depth``: distance of each cell pixel to the cell boundary (px);
+    ``scale``: pixels per reference pixel of 0.2 um (:data:`REFERENCE_PIXEL_SIZE`), by
+    which the patterns scale their lengths.
     """
 
     geom: CellGeometry
@@ -139,6 +163,7 @@ class CellFrame:
     mask: np.ndarray
     bud: np.ndarray
     depth: np.ndarray
+    scale: float = 1.0
 
     def disc_distance(self, du: float, dv: float) -> np.ndarray:
         """Distance (px) of every box pixel to the point ``(du, dv)`` of the mother frame."""
@@ -152,9 +177,17 @@ class CellFrame:
     def vacuole_distance(self) -> np.ndarray:
         return self.disc_distance(*self.geom.vac[:2])
 
+    @property
+    def nucleus2_distance(self) -> np.ndarray | None:
+        """Distance to the daughter nucleus of a dividing cell (``None`` otherwise)."""
+        return None if self.geom.nuc2 is None else self.disc_distance(*self.geom.nuc2[:2])
 
-def rasterise(geom: CellGeometry, shape: tuple[int, int]) -> CellFrame | None:
-    """Rasterise one cell into its bounding box; ``None`` if it lies outside the field."""
+
+def rasterise(geom: CellGeometry, shape: tuple[int, int], scale: float = 1.0) -> CellFrame | None:
+    """Rasterise one cell into its bounding box; ``None`` if it lies outside the field.
+
+    ``scale`` is the number of pixels per reference pixel (see :class:`CellFrame`).
+    """
     h, w = shape
     e = geom.extent + 2
     y0, y1 = max(0, int(np.floor(geom.cy - e))), min(h, int(np.ceil(geom.cy + e)) + 1)
@@ -176,4 +209,4 @@ def rasterise(geom: CellGeometry, shape: tuple[int, int]) -> CellFrame | None:
     if not mask.any():
         return None
     depth = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1].astype(np.float32)
-    return CellFrame(geom, (slice(y0, y1), slice(x0, x1)), u, v, mask, bud, depth)
+    return CellFrame(geom, (slice(y0, y1), slice(x0, x1)), u, v, mask, bud, depth, float(scale))

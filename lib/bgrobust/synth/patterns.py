@@ -8,6 +8,10 @@ pairs that are hard for people and models stay hard here: ER and nuclear periphe
 share the nuclear ring, the three punctate classes differ only in number, brightness
 and position of their puncta, vacuole and vacuolar membrane are lumen vs rim of the
 same organelle after blur, bud neck in an unbudded cell is a single dot at the rim.
+Lengths are written for a 0.2 um pixel and scaled by ``frame.scale`` (pixels per
+0.2 um), so the same biology renders at any pixel size.  Organelles have a physical
+thickness: thin structures (tubules, puncta, membranes) are drawn with a width of
+about 0.25-0.4 um before the optics blur them further.
 
 Examples
 --------
@@ -70,18 +74,32 @@ def _sample_pixels(rng, region: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
     return rows + rng.uniform(-0.5, 0.5, n), cols + rng.uniform(-0.5, 0.5, n)
 
 
-def _puncta(frame: CellFrame, rng, region: np.ndarray, n: int, brightness_sd: float = 0.3):
+def thicken(density: np.ndarray, frame: CellFrame, width: float) -> np.ndarray:
+    """Give point or line structures a physical width (Gaussian sd ``width`` reference px)."""
+    from scipy import ndimage as ndi
+
+    sigma = width * frame.scale
+    return ndi.gaussian_filter(density, sigma, mode="constant") if sigma > 0.3 else density
+
+
+def _puncta(frame: CellFrame, rng, region: np.ndarray, n: int, brightness_sd: float = 0.3,
+            width: float = 0.8):
     rows, cols = _sample_pixels(rng, region & frame.mask, n)
     w = rng.lognormal(0.0, brightness_sd, rows.size)
-    return splat(frame.mask.shape, rows, cols, w) * frame.mask
+    return thicken(splat(frame.mask.shape, rows, cols, w), frame, width) * frame.mask
 
 
 def _nucleus(frame):
-    return soft_disc(frame.nucleus_distance, frame.geom.nuc[2])
+    """The nucleoplasm, both daughter nuclei in a dividing cell."""
+    s = frame.scale
+    disc = soft_disc(frame.nucleus_distance, frame.geom.nuc[2], 0.6 * s)
+    if frame.geom.nuc2 is not None:
+        disc = np.maximum(disc, soft_disc(frame.nucleus2_distance, frame.geom.nuc2[2], 0.6 * s))
+    return disc
 
 
 def _vacuole(frame):
-    return soft_disc(frame.vacuole_distance, frame.geom.vac[2])
+    return soft_disc(frame.vacuole_distance, frame.geom.vac[2], 0.6 * frame.scale)
 
 
 def _cytosol_region(frame):
@@ -105,7 +123,7 @@ def nucleolus(frame, rng):
     phi = rng.uniform(0, 2 * np.pi)
     side = ((frame.u - un) * np.cos(phi) + (frame.v - vn) * np.sin(phi)) / rn
     cap = 1.0 / (1.0 + np.exp(-(side - 0.25) / 0.12))
-    return frame.mask * _nucleus(frame) * cap
+    return frame.mask * soft_disc(frame.nucleus_distance, rn, 0.6 * frame.scale) * cap
 
 
 def _beaded(rng, angle: np.ndarray, n_beads: int, contrast: float) -> np.ndarray:
@@ -118,22 +136,23 @@ def nuclear_periphery(frame, rng):
     """The nuclear envelope: a thin, slightly beaded rim around the nucleus."""
     un, vn, rn = frame.geom.nuc
     angle = np.arctan2(frame.v - vn, frame.u - un)
-    return frame.mask * ring(frame.nucleus_distance, rn, 0.7) * _beaded(rng, angle, 7, 0.3)
+    return frame.mask * ring(frame.nucleus_distance, rn, 0.8 * frame.scale) * _beaded(rng, angle, 7, 0.3)
 
 
 def er(frame, rng):
     """Nuclear envelope plus patchy cortical ER under the plasma membrane."""
     un, vn, rn = frame.geom.nuc
-    nuclear = ring(frame.nucleus_distance, rn, 0.7)
+    s = frame.scale
+    nuclear = ring(frame.nucleus_distance, rn, 0.8 * s)
     angle = np.arctan2(frame.v, frame.u)
     patches = np.clip(_beaded(rng, angle, 4, 1.4), 0, None)
-    cortical = ring(frame.depth, 1.2, 0.7) * patches
+    cortical = ring(frame.depth, 1.2 * s, 0.8 * s) * patches
     return frame.mask * (nuclear + 0.8 * cortical)
 
 
 def cell_periphery(frame, rng):
     """The plasma membrane: a continuous rim of mother and bud."""
-    return frame.mask * ring(frame.depth, 0.8, 0.7)
+    return frame.mask * ring(frame.depth, 0.8 * frame.scale, 0.8 * frame.scale)
 
 
 def bud_neck(frame, rng):
@@ -142,15 +161,15 @@ def bud_neck(frame, rng):
     if g.budded:
         # midway between the mother's tip (u = a) and the bud's inner edge
         u_neck = 0.5 * (g.a + g.bud_offset - g.bud_r)
-        band = np.exp(-0.5 * ((frame.u - u_neck) / 0.9) ** 2)
-        return frame.mask * band * (frame.depth < 3.5)
-    rows, cols = _to_box(frame, np.array([g.a - 1.5]), np.array([0.0]))
-    return splat(frame.mask.shape, rows, cols, [1.0]) * frame.mask
+        band = np.exp(-0.5 * ((frame.u - u_neck) / (0.9 * frame.scale)) ** 2)
+        return frame.mask * band * (frame.depth < 3.5 * frame.scale)
+    rows, cols = _to_box(frame, np.array([g.a - 1.5 * frame.scale]), np.array([0.0]))
+    return thicken(splat(frame.mask.shape, rows, cols, [1.0]), frame, 0.9) * frame.mask
 
 
 def actin(frame, rng):
     """Cortical patches, concentrated in the bud when there is one."""
-    cortex = (frame.depth >= 0.5) & (frame.depth <= 2.5)
+    cortex = (frame.depth >= 0.5 * frame.scale) & (frame.depth <= 2.5 * frame.scale)
     if frame.geom.budded:
         n_bud, n_mother = rng.integers(5, 10), rng.integers(1, 4)
         return (_puncta(frame, rng, cortex & frame.bud, n_bud)
@@ -166,20 +185,26 @@ def spindle_pole(frame, rng):
     else:
         phis = rng.uniform(0, 2 * np.pi, 1)
     rows, cols = _to_box(frame, un + rn * np.cos(phis), vn + rn * np.sin(phis))
-    return splat(frame.mask.shape, rows, cols, np.ones(phis.size)) * frame.mask
+    return thicken(splat(frame.mask.shape, rows, cols, np.ones(phis.size)), frame, 0.7) * frame.mask
 
 
 def mitochondrion(frame, rng):
-    """A tubular network: persistent random walks along the cortex, avoiding the vacuole."""
-    allowed = frame.mask & (_vacuole(frame) < 0.5)
-    start_region = allowed & (frame.depth <= 3.0)
-    n_tubes = rng.integers(3, 6) + (rng.integers(1, 3) if frame.geom.budded else 0)
+    """A tubular network: persistent random walks along the cortex, avoiding the vacuole.
+
+    Tubules are about 0.3-0.4 um thick and branch into a reticulum; how fragmented
+    and how long they are varies from cell to cell.
+    """
+    s = frame.scale
+    # yeast mitochondria lie mostly in the cortex, under the plasma membrane
+    allowed = frame.mask & (_vacuole(frame) < 0.5) & (frame.depth <= rng.uniform(3.5, 6.0) * s)
+    start_region = allowed & (frame.depth <= 3.0 * s)
+    n_tubes = rng.integers(3, 7) + (rng.integers(1, 3) if frame.geom.budded else 0)
     starts_r, starts_c = _sample_pixels(rng, start_region, n_tubes)
     rows, cols = [], []
     h, w = allowed.shape
     for r, c in zip(starts_r, starts_c):
         heading = rng.uniform(0, 2 * np.pi)
-        for _ in range(int(rng.uniform(24, 60))):
+        for _ in range(int(rng.uniform(20, 60) * s)):
             for _ in range(6):
                 nr, nc = r + 0.5 * np.sin(heading), c + 0.5 * np.cos(heading)
                 ir, ic = int(round(nr)), int(round(nc))
@@ -194,7 +219,8 @@ def mitochondrion(frame, rng):
             heading += rng.normal(0, 0.25)
     if not rows:
         return cytoplasm(frame, rng)
-    return splat(allowed.shape, rows, cols, np.ones(len(rows))) * frame.mask
+    tubes = thicken(splat(allowed.shape, rows, cols, np.ones(len(rows))), frame, 0.5)
+    return tubes * frame.mask
 
 
 def vacuole(frame, rng):
@@ -204,7 +230,7 @@ def vacuole(frame, rng):
 
 def vacuolar_membrane(frame, rng):
     """The tonoplast: a rim around the vacuole."""
-    return frame.mask * ring(frame.vacuole_distance, frame.geom.vac[2], 0.7)
+    return frame.mask * ring(frame.vacuole_distance, frame.geom.vac[2], 0.8 * frame.scale)
 
 
 def golgi(frame, rng):
@@ -215,7 +241,8 @@ def golgi(frame, rng):
 def endosome(frame, rng):
     """A few (2-5) puncta next to the vacuole."""
     rv = frame.geom.vac[2]
-    near = (frame.vacuole_distance > rv + 0.5) & (frame.vacuole_distance < rv + 3.0)
+    s = frame.scale
+    near = (frame.vacuole_distance > rv + 0.5 * s) & (frame.vacuole_distance < rv + 3.0 * s)
     return _puncta(frame, rng, near & _cytosol_region(frame), rng.integers(2, 6), 0.3)
 
 

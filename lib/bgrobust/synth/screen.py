@@ -3,9 +3,13 @@
 Every strain is one GFP-tagged protein on one plate well, imaged in a few fields of
 view with three channels (GFP, a nuclear marker, a cytoplasm marker).  All cells of
 a field express the same protein.  A single-localized protein puts every cell in its
-class; a multi-localized protein draws each cell's class from the protein's true
-proportions (cell-to-cell heterogeneity, the paper's section 4.5).  The truth
-(every cell's class and mask, every protein's proportions) is stored with the images.
+class.  Multi-localized proteins come in the two kinds seen in yeast: *within-cell
+mixtures* (a cytoplasm+nucleus protein lights both compartments in every cell, with
+a per-cell ratio) and *between-cell* heterogeneity (each cell in one compartment,
+drawn from the protein's proportions; the paper's section 4.5).  The truth (every
+cell's class, compartment shares and mask, every protein's proportions) is stored
+with the images.  The defaults are calibrated against real crops
+(:mod:`bgrobust.synth.realism`).
 
 Everything is deterministic given ``ScreenConfig.seed``: each field has its own
 random stream, so the screen is identical whatever the number of parallel workers.
@@ -23,21 +27,58 @@ from tqdm.auto import tqdm
 from ..cache import code_key, content_key
 from ..classes import CLASSES
 from ..screen import PROPORTION_COLUMNS, Screen
-from .geometry import place_cells, rasterise
+from .biology import sample_abundance, sample_multi_localization
+from .geometry import REFERENCE_PIXEL_SIZE, place_cells, rasterise
 from .optics import PlateEffects, blur, camera, illumination, sample_plate_effects
 from .patterns import PATTERNS, soft_disc
 
-#: Relative frequency of each class among the compartments of multi-localized proteins
-#: (cytoplasm and nucleus dominate, as among Huh et al.'s multi-localized proteins).
-MULTI_CLASS_WEIGHTS: dict[str, float] = {c: 1.0 for c in CLASSES} | {
-    "cytoplasm": 6.0, "nucleus": 5.0, "mitochondrion": 2.0, "ER": 1.5,
-    "vacuole": 1.5, "cell periphery": 1.5,
+#: Per-cell truth columns: the share of the cell's GFP in each class's compartment.
+FRACTION_COLUMNS: tuple[str, ...] = tuple(f"f:{c}" for c in CLASSES)
+
+#: The two kinds of multi-localized protein.
+MIXINGS = ("within_cell", "between_cells")
+
+# (type, low, high) of every numeric parameter; ranges are inclusive, None = open.
+_CONSTRAINTS: dict[str, tuple] = {
+    "proteins_per_class": (int, 1, None), "n_multi": (int, 0, None),
+    "fields_per_strain": (int, 1, None), "n_plates": (int, 1, None),
+    "p_within_cell": (float, 0.0, 1.0), "mixture_concentration": (float, 1e-3, None),
+    "pixel_size": (float, 0.02, 2.0), "p_budded": (float, 0.0, 1.0), "p_divided": (float, 0.0, 1.0),
+    "cell_overlap": (float, 0.3, 1.5), "plate_skew": (float, 1e-3, None),
+    "gfp_brightness": (float, 0.0, None), "brightness_exponent": (float, 0.0, 2.0), "cell_abundance_sd": (float, 0.0, 3.0),
+    "autofluorescence": (float, 0.0, None), "medium": (float, 0.0, None),
+    "nuclear_marker": (float, 0.0, None), "cytoplasm_marker": (float, 0.0, None),
+    "marker_vacuole_contrast": (float, 0.0, 1.0), "texture": (float, 0.0, 2.0),
+    "psf_sigma": (float, 0.0, 2.0), "defocus_fraction": (float, 0.0, 1.0),
+    "defocus_sigma": (float, 0.0, 5.0), "p_out_of_focus": (float, 0.0, 1.0),
+    "p_dead": (float, 0.0, 1.0), "debris_per_field": (float, 0.0, None),
+    "read_noise": (float, 0.0, None), "offset_mean": (float, 0.0, 60000.0),
+    "offset_sd": (float, 0.0, None), "gain_sd": (float, 0.0, 3.0),
+    "vignette_max": (float, 0.0, 1.0), "tilt_max": (float, 0.0, 1.0),
 }
+_RANGES = {"cells_per_field": (int, 1), "cell_size": (float, 0.1), "diffuse_fraction": (float, 0.0),
+           "field_shape": (int, 64)}
+
+
+def _check(name, value, kind, lo, hi):
+    ok_type = isinstance(value, (int, np.integer)) if kind is int else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not ok_type:
+        raise ValueError(f"ScreenConfig.{name}: must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {value!r}")
+    if not np.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"ScreenConfig.{name}: must be {bounds}, got {value!r}")
 
 
 @dataclass(frozen=True)
 class ScreenConfig:
     """Every parameter of the synthetic screen (all have defaults; see ``params/*.yml``).
+
+    The defaults are calibrated against real cells of the WT2 ORF-GFP screen (the PCI
+    crops, 64 x 64 px with cells of ~35 px diameter; see
+    :mod:`bgrobust.synth.realism`) and the biology of budding yeast; sizes are in
+    micrometres and converted with ``pixel_size``.  ``ScreenConfig(pixel_size=0.2)``
+    renders cells at the smaller scale of earlier versions (~23 px).
 
     Attributes
     ----------
@@ -46,21 +87,32 @@ class ScreenConfig:
     proteins_per_class : int
         Single-localized proteins per class.
     n_multi : int
-        Multi-localized proteins (2 or 3 classes each, proportions ~ Dirichlet).
+        Multi-localized proteins; their classes are drawn with the frequencies of the
+        real combinations (:data:`bgrobust.synth.biology.MULTI_LOCALIZATIONS`).
+    p_within_cell : float
+        Share of the multi-localized proteins that are *within-cell mixtures* (every
+        cell lights all the protein's compartments, with a per-cell ratio); the others
+        are *between-cell* (each cell in one compartment, drawn from the proportions).
+    mixture_concentration : float
+        Dirichlet concentration of a within-cell mixture's per-cell ratio around the
+        protein's proportions (large: every cell alike).
     fields_per_strain : int
         Fields of view per strain.
     field_shape : (int, int)
         Field size in pixels.
+    pixel_size : float
+        Micrometres per pixel in the sample plane (0.13: 64-px crops of ~35-px cells).
     cells_per_field : (int, int)
         Range of the number of cells per field, drawn log-uniformly per field so that
         dense fields and sparse, cell-free regions both occur.
     cell_size : (float, float)
-        Range of the mother cell's semi-major axis (px).
-    p_budded : float
-        Fraction of budded cells.
+        Range of the mother cell's semi-major axis (um).
+    p_budded, p_divided : float
+        Fraction of budded cells; fraction of large-budded cells whose nucleus has
+        divided into the bud.
     cell_overlap : float
         Placement tolerance: two cells' bounding discs must be at least this fraction
-        of the sum of their radii apart (below 1, neighbours touch).
+        of the sum of their radii apart (below 1, neighbours touch and clump).
     plate_format : int
         96 or 384 wells per plate.
     n_plates : int
@@ -68,18 +120,41 @@ class ScreenConfig:
     plate_skew : float
         Dirichlet concentration of each class's distribution over plates: small values
         concentrate a class on few plates (the paper's Supp. Fig. 3 skew).
-    abundance_median, abundance_sigma : float
-        Log-normal protein abundance (mean photons per cell pixel before gain).
+    gfp_brightness : float
+        Mean GFP photons per cell pixel of a protein at 1,000 molecules per cell;
+        abundances (molecules per cell) follow the real proteome
+        (:func:`bgrobust.synth.biology.sample_abundance`).
+    brightness_exponent : float
+        Brightness grows as ``abundance ** brightness_exponent``: GFP intensity and
+        TAP-tag abundance are correlated but not proportional (calibrated on the four
+        real strains of known abundance: AAC3 1,080, AAR2 7,330, AAH1 20,700 and AAP1
+        77,000 molecules per cell).
     cell_abundance_sd : float
         Log-normal cell-to-cell variation of expression.
-    diffuse_fraction : float
-        Fraction of every non-cytoplasmic protein that is a diffuse cytosolic pool.
+    diffuse_fraction : (float, float)
+        Range of the per-protein fraction of a non-cytoplasmic protein that is a
+        diffuse cytosolic pool (under the organelle pattern).
     autofluorescence : float
         GFP-channel photons per cell pixel from the cell itself.
+    medium : float
+        GFP-channel photons per pixel from the medium (everywhere).
     nuclear_marker, cytoplasm_marker : float
         Photons per pixel of the two marker channels.
+    marker_vacuole_contrast : float
+        How much darker the vacuole is than the cytosol in the cytoplasm marker.
+    texture : float
+        Amplitude of the fine granular texture of the cytosol (markers and diffuse GFP).
     psf_sigma : float
-        Standard deviation (px) of the Gaussian point-spread function.
+        Standard deviation (um) of the Gaussian in-focus point-spread function.
+    defocus_fraction : float
+        Share of each cell's light that comes from out-of-focus planes of the cell.
+    defocus_sigma : float
+        Blur (um) of that out-of-focus light and of out-of-focus cells.
+    p_out_of_focus, p_dead : float
+        Share of cells out of the focal plane; share of dead cells (shrunken, bright
+        uniform autofluorescence, no marker pattern).
+    debris_per_field : float
+        Mean number of autofluorescent debris particles per field.
     read_noise : float
         Camera read noise (ADU).
     offset_mean, offset_sd, gain_sd, vignette_max, tilt_max : float
@@ -87,25 +162,37 @@ class ScreenConfig:
     """
 
     seed: int = 0
-    proteins_per_class: int = 4
+    proteins_per_class: int = 6
     n_multi: int = 15
-    fields_per_strain: int = 3
-    field_shape: tuple[int, int] = (384, 384)
-    cells_per_field: tuple[int, int] = (12, 70)
-    cell_size: tuple[float, float] = (10.0, 14.0)
+    p_within_cell: float = 0.6
+    mixture_concentration: float = 20.0
+    fields_per_strain: int = 2
+    field_shape: tuple[int, int] = (512, 512)
+    pixel_size: float = 0.13
+    cells_per_field: tuple[int, int] = (12, 45)
+    cell_size: tuple[float, float] = (2.0, 2.8)
     p_budded: float = 0.5
+    p_divided: float = 0.35
     cell_overlap: float = 0.85
     plate_format: int = 96
     n_plates: int = 6
     plate_skew: float = 0.5
-    abundance_median: float = 250.0
-    abundance_sigma: float = 1.0
+    gfp_brightness: float = 40.0
+    brightness_exponent: float = 0.6
     cell_abundance_sd: float = 0.3
-    diffuse_fraction: float = 0.08
-    autofluorescence: float = 15.0
-    nuclear_marker: float = 400.0
-    cytoplasm_marker: float = 300.0
-    psf_sigma: float = 1.2
+    diffuse_fraction: tuple[float, float] = (0.1, 0.4)
+    autofluorescence: float = 10.0
+    medium: float = 20.0
+    nuclear_marker: float = 100.0
+    cytoplasm_marker: float = 130.0
+    marker_vacuole_contrast: float = 0.6
+    texture: float = 0.18
+    psf_sigma: float = 0.3
+    defocus_fraction: float = 0.5
+    defocus_sigma: float = 0.8
+    p_out_of_focus: float = 0.04
+    p_dead: float = 0.02
+    debris_per_field: float = 2.0
     read_noise: float = 6.0
     offset_mean: float = 220.0
     offset_sd: float = 30.0
@@ -114,20 +201,32 @@ class ScreenConfig:
     tilt_max: float = 0.15
 
     def __post_init__(self):
-        for name in ("field_shape", "cells_per_field", "cell_size"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name, (kind, lo) in _RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+                raise ValueError(f"ScreenConfig.{name}: must be a pair (low, high), got {value!r}")
+            value = tuple(value)
+            for v in value:
+                _check(name, v, kind, lo, 1.0 if name == "diffuse_fraction" else None)
+            if value[0] > value[1]:
+                raise ValueError(f"ScreenConfig.{name}: low {value[0]} is above high {value[1]}")
+            object.__setattr__(self, name, value)
+        _check("seed", self.seed, int, 0, None)
+        for name, (kind, lo, hi) in _CONSTRAINTS.items():
+            _check(name, getattr(self, name), kind, lo, hi)
         if self.plate_format not in (96, 384):
             raise ValueError(f"ScreenConfig.plate_format: must be 96 or 384, got {self.plate_format}")
-        if self.proteins_per_class < 1:
-            raise ValueError("ScreenConfig.proteins_per_class: need at least 1 protein per class")
-        if min(self.field_shape) < 64:
-            raise ValueError(f"ScreenConfig.field_shape: fields must be at least 64 px, got {self.field_shape}")
         n_strains = self.proteins_per_class * len(CLASSES) + self.n_multi
         if n_strains > self.n_plates * self.plate_format:
             raise ValueError(
                 f"ScreenConfig: {n_strains} strains do not fit on {self.n_plates} plates "
                 f"of {self.plate_format} wells; raise n_plates"
             )
+
+    @property
+    def scale(self) -> float:
+        """Pixels per reference pixel (:data:`~bgrobust.synth.geometry.REFERENCE_PIXEL_SIZE`)."""
+        return REFERENCE_PIXEL_SIZE / self.pixel_size
 
     @classmethod
     def from_dict(cls, params: dict | None) -> "ScreenConfig":
@@ -146,21 +245,27 @@ def _well_names(plate_format: int) -> list[str]:
 
 
 def make_strains(config: ScreenConfig) -> tuple[pd.DataFrame, list[PlateEffects]]:
-    """The strain table (with true proportions and abundance) and each plate's effects."""
+    """The strain table (true proportions, mixing kind, abundance) and each plate's effects.
+
+    ``abundance`` is in molecules per cell; ``diffuse`` is the protein's diffuse
+    cytosolic fraction; ``mixing`` is ``"within_cell"`` or ``"between_cells"`` for a
+    multi-localized protein and missing for a single-localized one.
+    """
     rng = np.random.default_rng([config.seed, 0])
     rows = []
     for cls_ in CLASSES:
         for _ in range(config.proteins_per_class):
             props = np.zeros(len(CLASSES))
             props[CLASSES.index(cls_)] = 1.0
-            rows.append(("single", cls_, props))
-    weights = np.array([MULTI_CLASS_WEIGHTS[c] for c in CLASSES])
+            rows.append(("single", cls_, None, props))
     for _ in range(config.n_multi):
-        k = rng.choice([2, 3], p=[0.7, 0.3])
-        chosen = rng.choice(len(CLASSES), size=k, replace=False, p=weights / weights.sum())
+        chosen = [CLASSES.index(c) for c in sample_multi_localization(rng)]
         props = np.zeros(len(CLASSES))
-        props[chosen] = rng.dirichlet(np.full(k, 2.0))
-        rows.append(("multi", None, props))
+        mixing = MIXINGS[0] if rng.random() < config.p_within_cell else MIXINGS[1]
+        # a within-cell mixture's weights are relative concentrations: rarely extreme
+        # (a cytoplasm+nucleus protein is about as bright in both compartments)
+        props[chosen] = rng.dirichlet(np.full(len(chosen), 6.0 if mixing == MIXINGS[0] else 2.0))
+        rows.append(("multi", None, mixing, props))
 
     # plates: each class prefers a few plates (Supp. Fig. 3); multi-localized are uniform
     prefs = {c: rng.dirichlet(np.full(config.n_plates, config.plate_skew)) for c in CLASSES}
@@ -169,14 +274,16 @@ def make_strains(config: ScreenConfig) -> tuple[pd.DataFrame, list[PlateEffects]
     free = {p: list(rng.permutation(wells)) for p in range(config.n_plates)}
     records = []
     for i in rng.permutation(len(rows)):
-        kind, loc, props = rows[i]
+        kind, loc, mixing, props = rows[i]
         pref = prefs[loc] if loc else uniform
         pref = pref * np.array([len(free[p]) > 0 for p in range(config.n_plates)])
         plate = int(rng.choice(config.n_plates, p=pref / pref.sum()))
+        main = loc or CLASSES[int(np.argmax(props))]
         records.append({
             "row": int(i), "plate": plate + 1, "well": free[plate].pop(), "kind": kind,
-            "localization": loc,
-            "abundance": float(config.abundance_median * rng.lognormal(0, config.abundance_sigma)),
+            "localization": loc, "mixing": mixing,
+            "abundance": float(sample_abundance(rng, main)),
+            "diffuse": float(rng.uniform(*config.diffuse_fraction)),
             **dict(zip(PROPORTION_COLUMNS, props)),
         })
     strains = pd.DataFrame(records).sort_values("row").drop(columns="row").reset_index(drop=True)
@@ -193,9 +300,55 @@ def make_strains(config: ScreenConfig) -> tuple[pd.DataFrame, list[PlateEffects]
     return strains, effects
 
 
+def _unit_mean(density: np.ndarray, own: np.ndarray) -> np.ndarray | None:
+    total = density[own].mean() if own.any() else 0.0
+    return density / total if total > 0 else None
+
+
+def _gfp_pattern(loc: str, frame, own, rng, diffuse: float, texture: np.ndarray) -> np.ndarray:
+    """One compartment's GFP density in one cell, mean 1 over the cell (with its cytosolic pool)."""
+    pattern = _unit_mean(PATTERNS[loc](frame, rng) * own, own)
+    if pattern is None:  # a pattern clipped away by a touching neighbour
+        pattern = _unit_mean(PATTERNS["cytoplasm"](frame, rng) * own, own)
+    if loc == "cytoplasm":
+        return _unit_mean(pattern * texture, own)
+    pool = _unit_mean(PATTERNS["cytoplasm"](frame, rng) * own * texture, own)
+    return (1 - diffuse) * pattern + diffuse * pool
+
+
+def _cell_fractions(config: ScreenConfig, strain: dict, props: np.ndarray, rng) -> np.ndarray:
+    """One cell's weights over the classes (the per-cell truth, summing to 1).
+
+    Between-cell proteins put the cell in one class drawn from the proportions; a
+    within-cell mixture gives every compartment of the protein a per-cell weight
+    drawn around the proportions (Dirichlet, ``mixture_concentration``).
+    """
+    f = np.zeros(len(CLASSES))
+    if strain.get("mixing") == "within_cell":
+        on = np.flatnonzero(props > 0)
+        f[on] = rng.dirichlet(np.maximum(props[on] * config.mixture_concentration, 1e-3))
+    else:
+        f[rng.choice(len(CLASSES), p=props)] = 1.0
+    return f
+
+
+def _peak_unit(density: np.ndarray) -> np.ndarray:
+    peak = density.max()
+    return density / peak if peak > 0 else density
+
+
 def render_field(config: ScreenConfig, strain: dict, effects: PlateEffects,
                  rng: np.random.Generator):
     """Render one field of view of one strain.
+
+    Image formation, per cell: the protein's pattern (one compartment, or a per-cell
+    mixture of several) over its diffuse cytosolic pool, scaled by the protein's
+    abundance and the cell's expression; the cell's autofluorescence; a nuclear marker
+    whose brightness follows DNA content (budded cells have replicated) and a textured
+    cytoplasm marker with a dark vacuole.  In-focus light is blurred by the PSF, a
+    share of it comes from out-of-focus planes (wider blur), a few cells are out of
+    focus or dead, a few debris particles lie between cells; then uneven
+    illumination, photon noise, gain, offset and read noise.
 
     Returns
     -------
@@ -204,19 +357,25 @@ def render_field(config: ScreenConfig, strain: dict, effects: PlateEffects,
     labels : ndarray, (H, W) int32
         Truth instance labels (0 = background).
     cells : list of dict
-        Per-cell truth: label, centroid y/x, localization, budded, area.
+        Per-cell truth: label, centroid y/x, localization (the compartment with the
+        largest share of the cell's protein), budded, dividing, dead, in_focus, area,
+        and the shares ``f:<class>``.
     """
-    shape = config.field_shape
+    shape = tuple(config.field_shape)
+    scale = config.scale
     lo, hi = config.cells_per_field
     n_cells = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
-    geoms = place_cells(rng, shape, n_cells, size=config.cell_size, p_budded=config.p_budded,
-                         overlap=config.cell_overlap)
+    size_px = tuple(s / config.pixel_size for s in config.cell_size)
+    geoms = place_cells(rng, shape, n_cells, size=size_px, p_budded=config.p_budded,
+                        p_divided=config.p_divided, overlap=config.cell_overlap,
+                        cluster_spread=(25.0 * scale, 70.0 * scale))
     props = np.array([strain[c] for c in PROPORTION_COLUMNS], dtype=float)
+    diffuse = float(strain.get("diffuse", np.mean(config.diffuse_fraction)))
 
     labels = np.zeros(shape, np.int32)
     frames = []
     for geom in geoms:
-        frame = rasterise(geom, shape)
+        frame = rasterise(geom, shape, scale)
         if frame is None:
             continue
         lab = len(frames) + 1
@@ -226,34 +385,89 @@ def render_field(config: ScreenConfig, strain: dict, effects: PlateEffects,
         labels[frame.sl][own] = lab
         frames.append((lab, frame))
 
-    density = np.zeros((3,) + tuple(shape), np.float32)
+    # fine granular texture of the cytosol, one field each for the markers and GFP
+    grain = 0.7 * scale
+    tex = [np.clip(1 + config.texture * _unit_noise(rng, shape, grain), 0.05, None) for _ in range(2)]
+    sharp = np.zeros((3,) + shape, np.float32)
+    defocused = np.zeros((3,) + shape, np.float32)
     cells = []
     for lab, frame in frames:
         own = labels[frame.sl] == lab
-        loc = CLASSES[rng.choice(len(CLASSES), p=props)]
-        expr = strain["abundance"] * rng.lognormal(0.0, config.cell_abundance_sd)
-        pattern = PATTERNS[loc](frame, rng) * own
-        if pattern.sum() <= 0:  # a pattern clipped away by a touching neighbour
-            pattern = PATTERNS["cytoplasm"](frame, rng) * own
-        pattern = pattern / pattern[own].mean()
-        if loc != "cytoplasm" and config.diffuse_fraction > 0:
-            pool = PATTERNS["cytoplasm"](frame, rng) * own
-            pattern = (1 - config.diffuse_fraction) * pattern + config.diffuse_fraction * pool / pool[own].mean()
         g = frame.geom
-        nucleus = soft_disc(frame.nucleus_distance, g.nuc[2]) * own
-        vacuole = soft_disc(frame.vacuole_distance, g.vac[2])
-        density[0][frame.sl] += expr * pattern + config.autofluorescence * own
-        density[1][frame.sl] += config.nuclear_marker * rng.lognormal(0, 0.2) * nucleus
-        density[2][frame.sl] += config.cytoplasm_marker * rng.lognormal(0, 0.2) * own * (1 - 0.6 * vacuole)
+        fractions = _cell_fractions(config, strain, props, rng)
+        expr = (config.gfp_brightness * (strain["abundance"] / 1000.0) ** config.brightness_exponent
+                * rng.lognormal(0.0, config.cell_abundance_sd))
+        dead = bool(rng.random() < config.p_dead)
+        in_focus = bool(rng.random() >= config.p_out_of_focus)
+        gfp_tex = tex[1][frame.sl]
+        vacuole = soft_disc(frame.vacuole_distance, g.vac[2], 0.6 * scale)
+        nucleus = PATTERNS["nucleus"](frame, rng) * own
+        if dead:
+            gfp = own * config.autofluorescence * rng.uniform(2, 6)
+            nuc = own * 0.15 * config.nuclear_marker
+            cyto = own * 0.15 * config.cytoplasm_marker
+        elif np.count_nonzero(fractions) == 1:
+            pattern = _gfp_pattern(CLASSES[int(np.argmax(fractions))], frame, own, rng, diffuse, gfp_tex)
+        else:
+            # a within-cell mixture: the weights are relative concentrations of the
+            # compartments (a cytoplasm+nucleus protein at equal weights is about as
+            # bright in the nucleus as in the cytosol), then scaled to mean 1
+            parts = {CLASSES[k]: _peak_unit(_gfp_pattern(CLASSES[k], frame, own, rng, diffuse, gfp_tex))
+                     for k in np.flatnonzero(fractions)}
+            if "cytoplasm" in parts and "nucleus" in parts:
+                # compartments share the cell: the cytosolic part stops at the nucleus
+                parts["cytoplasm"] = _peak_unit(parts["cytoplasm"] * (1 - nucleus / max(nucleus.max(), 1e-6)))
+            mix = sum(fractions[CLASSES.index(c)] * part for c, part in parts.items())
+            pattern = _unit_mean(mix, own)
+        if not dead:
+            gfp = expr * pattern + config.autofluorescence * own * gfp_tex * (1 - 0.5 * vacuole)
+            dna = 1.0 + (min(1.0, g.bud_r / g.a) if g.budded else 0.0)   # replication during S
+            nuc = config.nuclear_marker * rng.lognormal(0, 0.2) * dna * nucleus / (2 if g.dividing else 1)
+            cyto = (config.cytoplasm_marker * rng.lognormal(0, 0.25) * own * tex[0][frame.sl]
+                    * (1 - config.marker_vacuole_contrast * vacuole))
+        target = sharp if in_focus else defocused
+        for c, plane in enumerate((gfp, nuc, cyto)):
+            target[c][frame.sl] += plane
         ys, xs = np.nonzero(own)
         cells.append({
             "label": lab, "y": float(ys.mean() + frame.sl[0].start),
-            "x": float(xs.mean() + frame.sl[1].start), "localization": loc,
-            "budded": bool(g.budded), "area": int(own.sum()),
+            "x": float(xs.mean() + frame.sl[1].start),
+            "localization": CLASSES[int(np.argmax(fractions))],
+            "budded": bool(g.budded), "dividing": bool(g.dividing), "dead": dead,
+            "in_focus": in_focus, "area": int(own.sum()),
+            **dict(zip(FRACTION_COLUMNS, fractions.tolist())),
         })
-    photons = blur(density, config.psf_sigma) * illumination(shape, effects)[None]
+    _add_debris(rng, sharp, config, scale)
+    psf = config.psf_sigma / config.pixel_size
+    wide = config.defocus_sigma / config.pixel_size
+    h = config.defocus_fraction
+    photons = blur(sharp, psf) * (1 - h) + blur(sharp * h + defocused, wide)
+    photons[0] += config.medium
+    photons *= illumination(shape, effects)[None]
     image = np.stack([camera(photons[c], rng, effects, read_noise=config.read_noise) for c in range(3)])
     return image, labels, cells
+
+
+def _unit_noise(rng, shape, sigma: float) -> np.ndarray:
+    """Gaussian noise smoothed with ``sigma`` px and rescaled to unit standard deviation."""
+    from scipy import ndimage as ndi
+
+    noise = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    sd = noise.std()
+    return noise / sd if sd > 0 else noise
+
+
+def _add_debris(rng, planes: np.ndarray, config: ScreenConfig, scale: float) -> None:
+    """Small autofluorescent particles (dust, dead-cell fragments) between the cells."""
+    n = rng.poisson(config.debris_per_field)
+    h, w = planes.shape[1:]
+    yy, xx = np.ogrid[:h, :w]
+    for _ in range(n):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        r = rng.uniform(1.5, 4.0) * scale
+        blob = np.exp(-0.5 * ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2).astype(np.float32)
+        planes[0] += config.autofluorescence * rng.uniform(1, 4) * blob
+        planes[2] += config.cytoplasm_marker * rng.uniform(0, 0.3) * blob
 
 
 def _field_table(strains: pd.DataFrame, config: ScreenConfig) -> pd.DataFrame:
