@@ -219,6 +219,15 @@ class RealismReport:
     per_crop: pd.DataFrame
     names: tuple[str, str]
 
+    def table(self, statistics=None) -> pd.DataFrame:
+        """``median [p10, p90]`` of each statistic for the two sets, as text, side by side."""
+        st = self.statistics if statistics is None else self.statistics.loc[list(statistics)]
+        out = {}
+        for name in self.names:
+            out[name] = [f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in
+                         zip(st[(name, "median")], st[(name, "p10")], st[(name, "p90")])]
+        return pd.DataFrame(out, index=st.index)
+
 
 def summarise(per_crop: pd.DataFrame, names=("real", "synthetic")) -> pd.DataFrame:
     """Median and 10th-90th percentile of each statistic, the two sets side by side."""
@@ -301,3 +310,49 @@ def crops_like(table: pd.DataFrame, strains: pd.DataFrame, classes) -> np.ndarra
     else:
         keep = exact & kind["mixing"].eq("within_cell")
     return table["strain"].isin(keep[keep].index).to_numpy()
+
+
+def real_vs_synthetic(real_images, real_classes, real_groups, synthetic_images, synthetic_table,
+                      strains, *, held_out: bool = True, random_state=0) -> tuple[pd.DataFrame, dict]:
+    """Compare real crops with synthetic crops of the same classes, class by class.
+
+    Parameters
+    ----------
+    real_images : (N, 2, H, W) array
+        Real crops, GFP then a whole-cell marker.
+    real_classes : sequence of tuple of str
+        Each real crop's classes (one class, or several for a multi-localized protein).
+    real_groups : sequence
+        Each real crop's protein (for :func:`holdout_split`).
+    synthetic_images : (M, 2, H, W) array
+        Synthetic crops in the same channel order (e.g. GFP and cytoplasm marker).
+    synthetic_table, strains : DataFrame
+        The synthetic crops' table (with ``strain``) and ``Screen.strains``.
+    held_out : bool
+        Use only the held-out half of the real crops (:func:`holdout_split`).
+
+    Returns
+    -------
+    summary : DataFrame
+        One row per class and feature kind: accuracy, SE, crops per set.
+    reports : dict
+        ``{classes: RealismReport}``.
+    """
+    real_classes = [tuple(c) for c in real_classes]
+    keep = holdout_split(real_groups) if held_out else np.ones(len(real_classes), bool)
+    rows, reports = [], {}
+    for classes in sorted(set(real_classes)):
+        rm = keep & np.array([c == classes for c in real_classes])
+        sm = crops_like(synthetic_table, strains, classes)
+        name = " + ".join(classes)
+        if rm.sum() < 5 or sm.sum() < 5:
+            rows.append({"classes": name, "features": "-", "accuracy": np.nan, "se": np.nan,
+                         "n_real": int(rm.sum()), "n_synthetic": int(sm.sum())})
+            continue
+        report = compare_crops(np.asarray(real_images)[rm], np.asarray(synthetic_images)[sm],
+                               random_state=random_state)
+        reports[classes] = report
+        for _, r in report.accuracy.iterrows():
+            rows.append({"classes": name, "features": r["features"], "accuracy": r["accuracy"],
+                         "se": r["se"], "n_real": int(rm.sum()), "n_synthetic": int(sm.sum())})
+    return pd.DataFrame(rows), reports
