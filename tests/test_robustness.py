@@ -23,13 +23,13 @@ def sets():
 
 
 def background_only(crops):
-    """Texture of the GFP outside a central disc of radius 18 px: reads the background only.
+    """Texture of the GFP outside a central disc of radius 22 px: reads the background only.
 
     Per-crop standardised quantiles and bright-pixel fractions (the settings standardise
     intensities per protein, so the pattern, not the level, carries the class).
     """
     yy, xx = np.mgrid[:64, :64]
-    ring = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 > 18 ** 2
+    ring = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 > 22 ** 2   # centre cells are up to ~45 px across
     g = crops[:, 0][:, ring]
     g = (g - g.mean(1, keepdims=True)) / (g.std(1, keepdims=True) + 1e-6)
     qs = np.quantile(g, [0.5, 0.75, 0.9, 0.95, 0.99], axis=1).T
@@ -49,7 +49,7 @@ def test_background_only_extractor_is_flagged(sets):
     rep = robustness_report(background_only, sets=sets, classes=CLASSES4, n_jobs=1, progress=False,
                             preprocess=None, name="background only")
     t = rep.table.set_index("experiment")["mean"]
-    assert t["base"] > 0.75 and t["same"] > 0.75        # neighbours of the centre's class carry it
+    assert t["base"] > 0.7 and t["same"] > 0.7          # neighbours of the centre's class carry it
     assert t["mask"] < 0.6 and t["batch"] < 0.6         # no background cells: chance
     assert t["same"] > t["diff"] + 0.15                 # a background of a third class misleads
     assert "reads the background" in rep.verdict

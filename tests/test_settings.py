@@ -16,7 +16,8 @@ from bgrobust.synth import ScreenConfig, generate_screen
 
 # tiny screen (~2 s): 2 proteins per class, sparse fields so that some classes have cell-free crops
 CFG = ScreenConfig.from_dict({"proteins_per_class": 2, "n_multi": 0, "fields_per_strain": 1,
-                              "field_shape": [192, 192], "n_plates": 2, "cells_per_field": [8, 30]})
+                              "field_shape": [192, 192], "n_plates": 2, "cells_per_field": [8, 30],
+                              "pixel_size": 0.2})  # the small scale keeps these logic tests fast
 # classes of that screen whose two proteins both have cell-free crops
 CLASSES4 = ("cytoplasm", "Golgi", "mitochondrion", "spindle pole")
 N = 5
