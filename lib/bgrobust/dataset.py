@@ -8,6 +8,7 @@ scores the segmentation against the truth and attaches each crop's true class.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields as dc_fields
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .cache import atomic_dir, code_key, content_key
+from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
+from .constraints import Choice, Instance, Integer, ParameterError, Real, check_params
 from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
 from .screen import Screen
 from .segment import SegmentationParams, match_instances, segment_cells
@@ -38,22 +40,58 @@ class DatasetParams:
     cellfree_variance_factor: float = 2.0
     segmentation: SegmentationParams = field(default_factory=SegmentationParams)
 
+    _parameter_constraints = {
+        "crop_size": Integer(8),
+        "edge": Choice(("drop", "pad")),
+        "gfp_percentile": Real(0, 100),
+        "gfp_reference": Choice(("pixels", "field_means")),
+        "min_mask_fraction": Real(0, 1),
+        "max_mask_fraction": Real(0, 1),
+        "cellfree_stride": Integer(1),
+        "cellfree_min_distance": Real(0),
+        "cellfree_border": Integer(0),
+        "cellfree_variance_factor": Real(0, lo_open=True),
+        "segmentation": Instance(SegmentationParams, "a SegmentationParams or a mapping of its fields"),
+    }
+    _parameter_rules = (
+        ("max_mask_fraction", lambda p: p.min_mask_fraction <= p.max_mask_fraction,
+         "must be at least min_mask_fraction ({p.min_mask_fraction}), got {p.max_mask_fraction}"),
+    )
+
+    def __post_init__(self):
+        if isinstance(self.segmentation, Mapping):
+            object.__setattr__(self, "segmentation", _segmentation_params(self.segmentation))
+        check_params(self)
+
     @classmethod
     def from_dict(cls, params: dict | None) -> "DatasetParams":
-        """Build from a profile dictionary (``segmentation`` may be a nested dict)."""
+        """Build from a profile dictionary (``segmentation`` may be a nested dict).
+
+        Raises
+        ------
+        ValueError
+            For an unknown key, and (:class:`~bgrobust.constraints.ParameterError`) for a
+            value of the wrong type, out of range or not one of the choices; the message
+            names the field.
+        """
         params = dict(params or {})
         known = {f.name for f in dc_fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"dataset parameters: unknown key(s) {unknown}; known: {sorted(known)}")
         seg = params.pop("segmentation", None)
-        if isinstance(seg, dict):
-            seg_known = {f.name for f in dc_fields(SegmentationParams)}
-            bad = sorted(set(seg) - seg_known)
-            if bad:
-                raise ValueError(f"segmentation parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
-            seg = SegmentationParams(**seg)
-        return cls(**params, segmentation=seg or SegmentationParams())
+        return cls(**params, segmentation=SegmentationParams() if seg is None else seg)
+
+
+def _segmentation_params(seg: Mapping) -> SegmentationParams:
+    seg_known = {f.name for f in dc_fields(SegmentationParams)}
+    bad = sorted(set(seg) - seg_known)
+    if bad:
+        raise ValueError(f"segmentation parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
+    try:
+        return SegmentationParams(**seg)
+    except ParameterError as exc:
+        raise ParameterError(f"DatasetParams.segmentation: {exc}") from None
 
 
 @dataclass
@@ -70,17 +108,27 @@ class Dataset:
         return self.crops.subset(self.crops.table["valid"].to_numpy())
 
     def save(self, path) -> Path:
+        """Write to a folder atomically, as a sealed cache entry (:func:`bgrobust.cache.atomic_dir`)."""
         path = Path(path)
-        with atomic_dir(path) as tmp:
-            self.crops.save(tmp / "crops")
-            self.cell_free.save(tmp / "cell_free")
+        with atomic_dir(path, seal=True) as tmp:
+            for name in ("crops", "cell_free"):
+                (tmp / name).mkdir()
+                getattr(self, name).write_files(tmp / name)
             self.segmentation_quality.to_parquet(tmp / "segmentation_quality.parquet", index=False)
             (tmp / "report.json").write_text(json.dumps(self.report, indent=2, default=float))
         return path
 
     @classmethod
     def load(cls, path) -> "Dataset":
+        """Read a folder written by :meth:`save`, checked against its manifest when it has one.
+
+        Raises
+        ------
+        bgrobust.cache.DamagedEntry
+            When a file is missing, truncated or altered (the message names the folder).
+        """
         path = Path(path)
+        verify_if_sealed(path)
         return cls(CropSet.load(path / "crops"), CropSet.load(path / "cell_free"),
                    pd.read_parquet(path / "segmentation_quality.parquet"),
                    json.loads((path / "report.json").read_text()))
@@ -172,15 +220,20 @@ def dataset_key(screen: Screen, params: DatasetParams) -> str:
 
 def load_or_build(screen: Screen, params: DatasetParams | None = None, cache_dir=None, *,
                   n_jobs: int = 1, progress: bool = True) -> Dataset:
-    """:func:`build_dataset` with an on-disk cache (``cache_dir/dataset-<key>``)."""
+    """:func:`build_dataset` with an on-disk cache (``cache_dir/dataset-<key>``).
+
+    The entry is built under its key's lock (a second process asking for it waits and
+    loads it), checked against its manifest on every load, and rebuilt with a
+    :class:`~bgrobust.cache.CacheWarning` naming the folder when it is damaged
+    (:func:`bgrobust.cache.load_or_create`).
+    """
     from .paths import run_dir
 
     params = params or DatasetParams()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     path = cache_dir / f"dataset-{dataset_key(screen, params)}"
-    if not (path / "report.json").exists():
-        build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(path)
-    return Dataset.load(path)
+    return load_or_create(path, lambda p: build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(p),
+                          Dataset.load, what="dataset")
 
 
 def open_screen(source: str = "synthetic", screen: dict | None = None, *, manifest_path=None,

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .cache import atomic_dir
+from .cache import atomic_dir, verify_if_sealed
 from .classes import CLASSES
 
 #: Channel order of every field image and crop stack.
@@ -89,12 +89,16 @@ class Screen:
 
     # ------------------------------------------------------------------ storage
     def save(self, path) -> Path:
-        """Write the screen to ``path`` (a folder; zarr images, parquet tables), atomically."""
+        """Write the screen to ``path`` (a folder; zarr images, parquet tables), atomically.
+
+        The folder is a sealed cache entry (:func:`bgrobust.cache.atomic_dir`): its manifest
+        lists every zarr chunk, so a missing chunk is found on load instead of read as zeros.
+        """
         import zarr
 
         path = Path(path)
         images = np.stack([self.image(i) for i in range(self.n_fields)])
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, seal=True) as tmp:
             z = zarr.create_array(
                 store=str(tmp / "images.zarr"), shape=images.shape, dtype=images.dtype,
                 chunks=(1,) + images.shape[1:],
@@ -116,12 +120,24 @@ class Screen:
 
     @classmethod
     def load(cls, path) -> "Screen":
-        """Read a screen written by :meth:`save` (images stay on disk, read lazily)."""
+        """Read a screen written by :meth:`save` (images stay on disk, read lazily).
+
+        A sealed folder is first checked against its manifest.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` holds no saved screen.
+        bgrobust.cache.DamagedEntry
+            When a file (e.g. a zarr chunk) is missing, truncated or altered; the message
+            names the folder.
+        """
         import zarr
 
         path = Path(path)
         if not (path / "images.zarr").exists():
             raise FileNotFoundError(f"{path}: not a saved screen (no images.zarr inside)")
+        verify_if_sealed(path)
         images = zarr.open_array(str(path / "images.zarr"), mode="r")
         labels = (
             zarr.open_array(str(path / "labels.zarr"), mode="r")

@@ -89,7 +89,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import atomic_file, code_key, content_key
+from .cache import (CacheWarning, atomic_file, check_entry, clean_stale, code_key, content_key, entry_lock,
+                    file_checksum, seal_entry)
 from .classes import CLASSES
 from .crops import CropSet
 from .devices import resolve_device
@@ -124,11 +125,12 @@ INPUTS = ("crop", "masked")
 #: The remedy fields at their defaults: left out of the training key while at these values.
 _REMEDY_DEFAULTS: dict[str, Any] = {"augment": "none", "swap_probability": 0.5, "input": "crop",
                                     "init_from": None}
-_CHECKPOINT = "checkpoint.pt"
+#: End-of-epoch checkpoints: ``checkpoint-e<epoch>-<crc32>.pt``, each written onto a fresh name.
+_CHECKPOINT_GLOB = "checkpoint-e*.pt"
 _WEIGHTS = "weights.pt"
 _HISTORY = "history.csv"
 _META = "meta.json"
-_FORMAT = 1
+_FORMAT = 2
 
 #: The originals' settings (see the module docstring and the reference notes).
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -907,22 +909,57 @@ def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None,
     return loss, accuracy
 
 
-def _load_checkpoint(path: Path, key: str):
-    if not path.exists():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable: never reuse
-        warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
-        return None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT or ckpt.get("key") != key:
-        return None
-    return ckpt
+def _checkpoints(folder: Path) -> list[tuple[int, str, Path]]:
+    """``(epoch, crc32, path)`` of the checkpoints in ``folder``, the latest first."""
+    found = []
+    for path in folder.glob(_CHECKPOINT_GLOB):
+        parts = path.stem.split("-")
+        if len(parts) == 3 and parts[1][1:].isdigit():
+            found.append((int(parts[1][1:]), parts[2], path))
+    return sorted(found, reverse=True)
 
 
-def _save_checkpoint(path: Path, **payload) -> None:
-    with atomic_file(path) as tmp:
-        torch.save({"format": _FORMAT, **payload}, tmp)
+def _load_checkpoint(folder: Path, key: str):
+    """The latest undamaged checkpoint of the training ``key`` in ``folder``, or None.
+
+    A checkpoint whose bytes do not match the CRC-32 in its name, or that cannot be read,
+    is skipped with a warning naming it (an older one, if any, is used instead).
+    """
+    for _, crc, path in _checkpoints(folder):
+        try:
+            if file_checksum(path) != crc:
+                raise ValueError(f"its checksum differs from the {crc} in its name")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:  # damaged or unreadable: never reuse
+            warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
+            continue
+        if isinstance(ckpt, dict) and ckpt.get("format") == _FORMAT and ckpt.get("key") == key:
+            return ckpt
+    return None
+
+
+def _save_checkpoint(folder: Path, epoch: int, **payload) -> None:
+    """Write the checkpoint of ``epoch`` onto a fresh name, then remove the older ones.
+
+    The file is written under a temporary name and renamed onto
+    ``checkpoint-e<epoch>-<crc32>.pt``; a run killed at any moment leaves the previous
+    checkpoint or the new one, both whole.
+    """
+    staging = folder / f"checkpoint-e{epoch:05d}.pt"
+    with atomic_file(staging) as tmp:
+        torch.save({"format": _FORMAT, "epoch": epoch, **payload}, tmp)
+    final = folder / f"checkpoint-e{epoch:05d}-{file_checksum(staging)}.pt"
+    os.replace(staging, final)
+    for _, _, old in _checkpoints(folder):
+        if old != final:
+            old.unlink(missing_ok=True)
+
+
+def _remove_checkpoints(folder: Path) -> None:
+    for _, _, path in _checkpoints(folder):
+        path.unlink(missing_ok=True)
 
 
 def train(
@@ -1008,7 +1045,8 @@ def train(
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        ckpt = _load_checkpoint(folder / _CHECKPOINT, key)
+        clean_stale(folder)
+        ckpt = _load_checkpoint(folder, key)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -1055,7 +1093,7 @@ def train(
             seconds += time.perf_counter() - t0
             history = pd.DataFrame(rows, columns=columns)
             if folder is not None:
-                _save_checkpoint(folder / _CHECKPOINT, key=key, epoch=epoch + 1, step=step, seconds=seconds,
+                _save_checkpoint(folder, epoch + 1, key=key, step=step, seconds=seconds,
                                  model=model.state_dict(), optimizer=optimizer.state_dict(),
                                  history={"columns": columns, "rows": [[r.get(c) for c in columns] for r in rows]})
             if callback is not None:
@@ -1077,16 +1115,28 @@ def train(
                 "steps_per_epoch": steps_per_epoch, "batch_size": batch, "device": str(dev)}
         with atomic_file(folder / _META) as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
-        (folder / _CHECKPOINT).unlink(missing_ok=True)
+        seal_entry(folder, files=[_WEIGHTS, _HISTORY, _META])
+        _remove_checkpoints(folder)
     return TrainResult(name=name, model=model, history=history, path=path, labels=tuple(data.classes),
                        params=params, key=key, n_train=n, seconds=seconds)
 
 
-def _load_result(folder: Path, name: str, key: str, params: TrainParams) -> TrainResult | None:
+def _load_result(folder: Path, name: str, key: str, params: TrainParams, warn: bool = True) -> TrainResult | None:
+    """The finished training in ``folder`` if it is whole; None otherwise (damage is warned about)."""
     meta_path = folder / _META
-    if not meta_path.exists() or not (folder / _WEIGHTS).exists():
+    if not meta_path.exists():
         return None
-    meta = json.loads(meta_path.read_text())
+    problem = check_entry(folder)
+    if problem is None:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, OSError) as exc:
+            problem = f"{_META} cannot be read ({exc})"
+    if problem is not None:
+        if warn:
+            warnings.warn(f"trained model {folder} is damaged ({problem}); training it again", CacheWarning,
+                          stacklevel=3)
+        return None
     if meta.get("key") != key:
         return None
     labels = tuple(meta["labels"])
@@ -1110,8 +1160,12 @@ def load_or_train(
     """:func:`train` with an on-disk cache: ``cache_dir/<name>-<key>/``.
 
     A finished training with the same key (model, resolved parameters, data fingerprint, code of
-    :mod:`bgrobust.train` and :mod:`bgrobust.models`) is loaded instead of retrained; an
-    interrupted one resumes from its last complete epoch.
+    :mod:`bgrobust.train` and :mod:`bgrobust.models`, package versions) is loaded instead of
+    retrained, after its files are checked against their manifest (a damaged one is trained
+    again, with a :class:`~bgrobust.cache.CacheWarning` naming the folder); an interrupted one
+    resumes from its last complete epoch.  The training runs under the key's lock
+    (:func:`bgrobust.cache.entry_lock`): a second process asking for the same model waits for it
+    and loads its result.
 
     Parameters
     ----------
@@ -1142,10 +1196,15 @@ def load_or_train(
     key = training_key(name, crops, params)
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared") / "models"
     folder = cache_dir / f"{name}-{key}"
-    cached = _load_result(folder, name, key, params)
+    # without the lock a result may be half-written by another process: no verdict yet
+    cached = _load_result(folder, name, key, params, warn=False)
     if cached is not None:
         return cached
-    return train(name, crops, params, checkpoint_dir=folder, progress=progress, device=device)
+    with entry_lock(folder):  # a second process training the same key waits, then loads
+        cached = _load_result(folder, name, key, params)
+        if cached is not None:
+            return cached
+        return train(name, crops, params, checkpoint_dir=folder, progress=progress, device=device)
 
 
 # ------------------------------------------------------------------------------ plotting

@@ -20,8 +20,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ..cache import code_key, content_key
+from ..cache import code_key, content_key, load_or_create
 from ..classes import CLASSES
+from ..constraints import check_screen_config
 from ..screen import PROPORTION_COLUMNS, Screen
 from .geometry import place_cells, rasterise
 from .optics import PlateEffects, blur, camera, illumination, sample_plate_effects
@@ -115,7 +116,9 @@ class ScreenConfig:
 
     def __post_init__(self):
         for name in ("field_shape", "cells_per_field", "cell_size"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else value)
+        check_screen_config(self)
         if self.plate_format not in (96, 384):
             raise ValueError(f"ScreenConfig.plate_format: must be 96 or 384, got {self.plate_format}")
         if self.proteins_per_class < 1:
@@ -328,6 +331,5 @@ def load_or_generate(config: ScreenConfig | None = None, cache_dir=None, *, n_jo
     config = config or ScreenConfig()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     path = cache_dir / f"screen-{screen_key(config)}"
-    if not (path / "meta.json").exists():
-        generate_screen(config, n_jobs=n_jobs, progress=progress).save(path)
-    return Screen.load(path)
+    return load_or_create(path, lambda p: generate_screen(config, n_jobs=n_jobs, progress=progress).save(p),
+                          Screen.load, what="synthetic screen")
