@@ -286,7 +286,9 @@ def verify_if_sealed(folder) -> None:
 
 
 # --------------------------------------------------------------------------- temporaries and locks
-def _tmp_sibling(path: Path) -> Path:
+def tmp_sibling(path) -> Path:
+    """A unique temporary name beside ``path``: ``.<name>.tmp-<pid>-<random>`` (see :func:`clean_stale`)."""
+    path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
@@ -428,7 +430,7 @@ def entry_lock(path):
 # --------------------------------------------------------------------------- atomic writes
 def _retire(path: Path) -> None:
     """Rename ``path`` out of the way (onto a temporary name) and delete it there."""
-    trash = _tmp_sibling(path)
+    trash = tmp_sibling(path)
     try:
         os.rename(path, trash)
     except FileNotFoundError:
@@ -464,7 +466,7 @@ def atomic_dir(path, *, seal: bool = False):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
+    tmp = tmp_sibling(path)
     tmp.mkdir()
     try:
         yield tmp
@@ -491,7 +493,7 @@ def atomic_file(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
+    tmp = tmp_sibling(path)
     try:
         yield tmp
     except BaseException:

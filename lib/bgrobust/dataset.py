@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
 from .constraints import Choice, Instance, Integer, ParameterError, Real, check_params
 from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
+from .io.images import DataError
 from .screen import Screen
 from .segment import SegmentationParams, match_instances, segment_cells
 
@@ -134,7 +135,29 @@ class Dataset:
                    json.loads((path / "report.json").read_text()))
 
 
-def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: DatasetParams):
+def check_field(image: np.ndarray, params: DatasetParams, what: str) -> np.ndarray:
+    """A field image fit for :func:`build_dataset`, or a :class:`~bgrobust.io.DataError` naming it.
+
+    The image must be ``(3, H, W)`` with finite pixels, not all zero, and at least one crop
+    (``params.crop_size``) on each side.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise DataError(f"{what}: image of shape {image.shape}, expected (3, H, W)")
+    h, w = image.shape[-2:]
+    if h < params.crop_size or w < params.crop_size:
+        raise DataError(f"{what}: the field is {h} x {w} px, smaller than a crop "
+                        f"(DatasetParams.crop_size={params.crop_size})")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise DataError(f"{what}: {int((~np.isfinite(image)).sum())} NaN or infinite pixel(s)")
+    if not image.any():
+        raise DataError(f"{what}: every pixel is 0 (an empty or failed acquisition)")
+    return image
+
+
+def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: DatasetParams,
+                   what: str = ""):
+    image = check_field(image, params, what or f"field {i}")
     labels = segment_cells(image[2], image[1], params.segmentation)
     crops, masks, table, dropped = extract_crops(image, labels, size=params.crop_size, edge=params.edge)
     free, free_table = cell_free_crops(
@@ -156,6 +179,12 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
                   progress: bool = True) -> Dataset:
     """Segment every field, cut crops and cell-free crops, and flag the paper's filters.
 
+    Raises
+    ------
+    bgrobust.io.DataError
+        When a field is smaller than a crop, all zeros or not finite (naming the field and,
+        for a manifest screen, its files), or when no cell is found in any field.
+
     Returns
     -------
     Dataset
@@ -170,10 +199,18 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
     if progress:
         order = tqdm(order, desc="segmenting and cropping", unit="field")
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params)
+        delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params,
+                                screen.describe_field(i))
         for i in order)
 
     table = pd.concat([r[2] for r in results], ignore_index=True)
+    if table.empty:
+        source = screen.meta.get("manifest") or f"the {screen.meta.get('source', '')} screen"
+        at_border = sum(r[3] for r in results)
+        problem = (f"{at_border} cell(s) were segmented but every one is closer than crop_size/2 "
+                   f"({params.crop_size // 2} px) to the border (edge='drop')" if at_border else
+                   "no cell was segmented; check the cytoplasm channel and the segmentation parameters")
+        raise DataError(f"{source}: no crop in any of its {screen.n_fields} field(s): {problem}")
     images = np.concatenate([r[0] for r in results])
     masks = np.concatenate([r[1] for r in results])
     threshold = gfp_threshold((screen.image(i)[0] for i in range(screen.n_fields)),

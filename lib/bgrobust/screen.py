@@ -83,6 +83,14 @@ class Screen:
             raise ValueError("this screen has no truth labels (real screens never do)")
         return np.asarray(self.labels[int(i)])
 
+    def describe_field(self, i: int) -> str:
+        """What field ``i`` is, for messages: where its images come from, when known."""
+        describe = getattr(self.images, "describe", None)
+        if callable(describe):
+            return describe(i)
+        row = self.fields.iloc[int(i)]
+        return f"field {int(i)} (strain {row['strain']!r}) of the {self.meta.get('source', 'screen')} screen"
+
     def strain_of_field(self, i: int) -> pd.Series:
         sid = self.fields.iloc[int(i)]["strain"]
         return self.strains.set_index("strain").loc[sid]
@@ -161,14 +169,21 @@ class LazyImages:
         Number of fields.
     reader : callable
         ``reader(i)`` returns the ``(3, H, W)`` image of field ``i``.
+    names : sequence of str, optional
+        A description of each field for messages (:meth:`describe`).
     """
 
-    def __init__(self, n: int, reader: Callable[[int], np.ndarray]):
+    def __init__(self, n: int, reader: Callable[[int], np.ndarray], names: Sequence[str] | None = None):
         self._n = int(n)
         self._reader = reader
+        self._names = list(names) if names is not None else None
 
     def __len__(self) -> int:
         return self._n
+
+    def describe(self, i: int) -> str:
+        """What field ``i`` is, for messages (e.g. its strain, site and manifest)."""
+        return self._names[int(i)] if self._names is not None else f"field {int(i)}"
 
     def __getitem__(self, i: int) -> np.ndarray:
         i = int(i)
