@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import time
 import warnings
 from collections.abc import Mapping
@@ -57,6 +56,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
+from .constraints import Choice, Integer, check_value
 from .classes import CLASSES, check_classes
 from .crops import CropSet
 from .screen import CHANNELS
@@ -535,17 +535,11 @@ def _cycle(rng, positions: np.ndarray, n: int, sampling: str) -> np.ndarray:
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"generate_settings: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"generate_settings: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return int(check_value(value, Integer(minimum), f"generate_settings: {name}"))
 
 
 def _check_choice(value, name: str, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"generate_settings: {name} must be one of {allowed}, got {value!r}")
-    return value
+    return check_value(value, Choice(allowed), f"generate_settings: {name}")
 
 
 def _check_table(table: pd.DataFrame, columns, where: str) -> None:

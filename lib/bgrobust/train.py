@@ -92,6 +92,7 @@ from tqdm.auto import tqdm
 from .cache import (CacheWarning, atomic_file, check_entry, clean_stale, code_key, content_key, entry_lock,
                     file_checksum, seal_entry)
 from .classes import CLASSES
+from .constraints import Boolean, Choice, Integer, Optional, Real, check_params, check_value
 from .crops import CropSet
 from .devices import resolve_device
 from .features import array_digest
@@ -272,21 +273,12 @@ class TrainParams:
     # -- validation of whatever is set
     def _check(self) -> None:
         def integer(name, lo, optional=True):
-            v = getattr(self, name)
-            if v is None and optional:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"TrainParams.{name} must be an integer >= {lo}, got {v!r}")
+            c = Integer(lo)
+            check_value(getattr(self, name), Optional(c) if optional else c, f"TrainParams.{name}")
 
         def number(name, lo, hi=math.inf, lo_open=True, hi_open=False):
-            v = getattr(self, name)
-            if v is None:
-                return
-            ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-            if not ok:
-                interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-                raise ValueError(f"TrainParams.{name} must be a number in {interval}, got {v!r}")
+            c = Real(lo, None if hi == math.inf else hi, lo_open=lo_open, hi_open=hi_open)
+            check_value(getattr(self, name), Optional(c), f"TrainParams.{name}")
 
         integer("epochs", 1)
         integer("batch_size", 2)
@@ -309,21 +301,11 @@ class TrainParams:
             isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 0 <= k <= 3 for k in self.rot90
         ):
             raise ValueError(f"TrainParams.rot90 must hold integers k in 0..3, got {self.rot90!r}")
-        if self.schedule is not None and self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainParams.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.pair_scope is not None and self.pair_scope not in PAIR_SCOPES:
-            raise ValueError(f"TrainParams.pair_scope must be one of {PAIR_SCOPES}, got {self.pair_scope!r}")
-        for name in ("flips", "independent_flips", "logit_bn", "random_crop", "valid_only"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, (bool, np.bool_)):
-                raise ValueError(f"TrainParams.{name} must be True or False, got {v!r}")
-        if self.augment not in AUGMENTS:
-            raise ValueError(f"TrainParams.augment must be one of {AUGMENTS}, got {self.augment!r}")
-        number("swap_probability", 0, 1)
-        if self.swap_probability is None:
-            raise ValueError("TrainParams.swap_probability must be a number in (0, 1], got None")
-        if self.input not in INPUTS:
-            raise ValueError(f"TrainParams.input must be one of {INPUTS}, got {self.input!r}")
+        check_params(self, {"schedule": Optional(Choice(SCHEDULES)), "pair_scope": Optional(Choice(PAIR_SCOPES)),
+                            **{name: Optional(Boolean()) for name in
+                               ("flips", "independent_flips", "logit_bn", "random_crop")},
+                            "valid_only": Boolean(), "augment": Choice(AUGMENTS),
+                            "swap_probability": Real(0, 1, lo_open=True), "input": Choice(INPUTS)})
         if self.augment != "none" and self.input == "masked":
             raise ValueError(f"TrainParams.augment={self.augment!r} cannot be combined with input='masked': "
                              "a masked input has no background to swap")
