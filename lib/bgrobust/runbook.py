@@ -7,8 +7,12 @@ with papermill, and writes the executed notebooks to ``book/<name>.ipynb``, whic
 Jupyter Book renders as they are (``execute_notebooks: "off"``).
 
 A notebook is skipped when its executed copy already carries the same *input hash*:
-a digest of the source, the final parameters, the code of the ``bgrobust`` library
-and the profile name (``metadata.bgrobust.input_hash``).  A failed notebook leaves
+a digest of the source, the final parameters, the contents of the files its path
+parameters point to (a manifest with its images, :func:`input_files`), the code of the
+``bgrobust`` library and the profile name (``metadata.bgrobust.input_hash``).  Relative
+paths given to path parameters (``*_path``, ``*_dir``, ``*_file``) are made absolute:
+``-p`` values against the directory the command runs in, profile values against the
+profile's folder (:func:`resolve_paths`); the kernels run in ``book/``.  A failed notebook leaves
 no page behind: ``book/<name>.ipynb`` is removed and the partial output is kept as
 ``book/<name>.failed.ipynb``, which the book excludes.
 
