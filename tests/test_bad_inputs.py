@@ -180,10 +180,12 @@ def test_fields_without_cells_are_rejected_before_any_plot(tmp_path):
         build_dataset(load_screen(_manifest(tmp_path, flat)), progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:.*excluded class")
 def test_a_label_file_that_matches_no_orf_is_rejected(tmp_path):
     path = _manifest(tmp_path / "screen", _cells(2))
     labels = _huh(tmp_path / "allOrfData.txt", [(f"YOTHER{i}", "ER") for i in range(8)])
-    with pytest.raises(DataError, match=r"labels .*allOrfData\.txt: no ORF of manifest .*manifest\.csv has a label"):
+    with pytest.warns(UserWarning, match="2 of 2 strain"), \
+            pytest.raises(DataError, match=r"labels .*allOrfData\.txt: no ORF of manifest .*manifest\.csv has a label"):
         open_screen("manifest", manifest_path=path, labels_path=labels)
 
 

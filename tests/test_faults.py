@@ -21,8 +21,8 @@ import pytest
 from bgrobust import cache as C
 
 
-def _python(code: str, *args, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+def _python(code: str, *args, env=None, **kwargs) -> subprocess.Popen:
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
@@ -119,6 +119,37 @@ def test_two_processes_generating_one_screen_agree_and_leave_one_whole_entry(tmp
     manifest = json.loads((entry / C.ENTRY_MANIFEST).read_text())["files"]
     n_fields = 16  # 15 classes x 1 protein + 1 multi, one field each
     assert sum(k.startswith("images.zarr/c/") for k in manifest) == n_fields  # every chunk listed
+
+
+CHAPTER = """
+import json, sys
+from bgrobust import pipeline
+screen, ds = pipeline.chapter_dataset("synthetic", {"proteins_per_class": 1, "n_multi": 2, "fields_per_strain": 2,
+                                                    "field_shape": [128, 128], "n_plates": 1}, {}, seed=3,
+                                      n_jobs=1, progress=False)
+print(json.dumps({"n_crops": len(ds.crops), "fields": int(ds.crops.table.field.nunique())}))
+"""
+
+
+def _entries(runs: Path) -> dict:
+    """Every sealed entry under ``runs``: its name -> the sizes and checksums of its files."""
+    return {p.parent.relative_to(runs).as_posix(): json.loads(p.read_text())["files"]
+            for p in sorted(runs.rglob(C.ENTRY_MANIFEST))}
+
+
+def test_two_chapters_on_one_runs_folder_store_what_one_chapter_stores(tmp_path):
+    """The issue's scenario at library level: two kernels build the screen and dataset at once."""
+    shared, alone = tmp_path / "shared_runs", tmp_path / "alone_runs"
+    procs = [_python(CHAPTER, env={**os.environ, "BGROBUST_RUNS": str(shared), "OMP_NUM_THREADS": "1"})
+             for _ in range(2)]
+    outs = [json.loads(_finish(p)) for p in procs]
+    single = json.loads(_finish(_python(CHAPTER, env={**os.environ, "BGROBUST_RUNS": str(alone),
+                                                       "OMP_NUM_THREADS": "1"})))
+    assert outs == [single, single]
+    together, apart = _entries(shared), _entries(alone)
+    assert sorted(together) == sorted(apart) and len(together) == 2    # one screen, one dataset
+    assert together == apart                                            # bit for bit
+    assert not [p for p in shared.rglob("*") if p.name.startswith(".") and p.name != C.ENTRY_MANIFEST]
 
 
 # --------------------------------------------------------------------------- SIGKILL mid-way

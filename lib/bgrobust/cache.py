@@ -361,6 +361,18 @@ def clean_stale(folder, *, warn: bool = True) -> list[Path]:
     return removed
 
 
+_CLEANED: set[str] = set()
+
+
+def clean_stale_once(folder) -> list[Path]:
+    """:func:`clean_stale` the first time this process uses ``folder`` (a cheap no-op afterwards)."""
+    key = os.path.abspath(folder)
+    if key in _CLEANED:
+        return []
+    _CLEANED.add(key)
+    return clean_stale(folder)
+
+
 _HELD = threading.local()
 
 

@@ -59,7 +59,7 @@ from sklearn.svm import SVC
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from .cache import CacheWarning, atomic_file, clean_stale, code_key, content_key
+from .cache import CacheWarning, atomic_file, clean_stale_once, code_key, content_key
 from .classes import CLASSES
 from .constraints import Boolean, Choice, Integer, Optional, Real, check_params
 
@@ -536,7 +536,6 @@ class _Cache:
 
     def __init__(self, folder):
         self.folder = Path(folder) if folder is not None else None
-        self._cleaned: set[str] = set()
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
@@ -549,9 +548,7 @@ class _Cache:
         if self.folder is None:
             return None
         path = self._path(key)
-        if path.parent.name not in self._cleaned:
-            self._cleaned.add(path.parent.name)
-            clean_stale(path.parent)
+        clean_stale_once(path.parent)
         if not path.is_file():
             return None
         try:

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import atomic_dir, code_key, content_key, read_checked
+from .cache import atomic_dir, clean_stale_once, code_key, content_key, read_checked
 from .crops import CropSet
 from .devices import resolve_device
 from .models.preprocess import five_crop_offsets, five_crops
@@ -447,6 +447,7 @@ def extract_layers(
     paths: dict[str, Path] = {}
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
+        clean_stale_once(cache_dir)  # temporaries of killed runs
         crops_digest, weights_digest = array_digest(arr), state_digest(model)
         masks_digest = array_digest(mask_arr) if mask_arr is not None else None
         for layer in layers:
