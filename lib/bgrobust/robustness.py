@@ -187,7 +187,7 @@ def _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol,
     where = "robustness_report"
     check_value(n_cells, Optional(Integer(1)), f"{where}: n_cells")
     if classes is not None:
-        if isinstance(classes, str) or not isinstance(classes, Sequence):
+        if isinstance(classes, str) or not isinstance(classes, (Sequence, np.ndarray)):
             raise ParameterError(f"{where}: classes must be a sequence of class names, got {classes!r}")
         if len(classes) < 2:
             raise ParameterError(f"{where}: classes must name at least 2 classes (pairs are compared), "

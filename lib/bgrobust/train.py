@@ -940,7 +940,8 @@ def _save_checkpoint(folder: Path, epoch: int, **payload) -> None:
 
 
 def _remove_checkpoints(folder: Path) -> None:
-    for _, _, path in _checkpoints(folder):
+    """Remove every checkpoint, and any staging file of a run killed between two renames."""
+    for path in folder.glob(_CHECKPOINT_GLOB):
         path.unlink(missing_ok=True)
 
 
