@@ -45,3 +45,22 @@ def test_params_from_dict_validates_names():
         DatasetParams.from_dict({"crop": 64})
     with pytest.raises(ValueError, match="segmentation parameters"):
         DatasetParams.from_dict({"segmentation": {"sigma": 1}})
+
+
+def test_images_rewritten_under_the_same_names_give_new_crops(tmp_path, screen):
+    """The dataset key covers the bytes of every image a manifest names, not only the manifest."""
+    from bgrobust.dataset import dataset_key, open_screen
+    from bgrobust.io import write_manifest
+
+    path = write_manifest(screen, tmp_path / "screen")
+    before = open_screen("manifest", manifest_path=path)
+    a = load_or_build(before, cache_dir=tmp_path / "cache", progress=False)
+    gfp = tmp_path / "screen" / "images" / "field00000_gfp.tif"
+    import tifffile
+    tifffile.imwrite(gfp, (tifffile.imread(gfp) // 2).astype(np.uint16))  # same name, new pixels
+    after = open_screen("manifest", manifest_path=path)
+    assert dataset_key(after, DatasetParams()) != dataset_key(before, DatasetParams())
+    b = load_or_build(after, cache_dir=tmp_path / "cache", progress=False)
+    field0 = (a.crops.table.field == 0).to_numpy()
+    assert field0.any() and not np.array_equal(a.crops.images[field0], b.crops.images[(b.crops.table.field == 0).to_numpy()])
+    assert len(list((tmp_path / "cache").glob("dataset-*"))) == 2

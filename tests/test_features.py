@@ -173,7 +173,7 @@ def test_extract_layers_runs_one_pass_per_batch(nets, crops):
 def test_cache_hits_and_every_input_invalidates(nets, crops, tmp_path, monkeypatch):
     model = nets["pifia"]
     first = FE.extract(model, crops, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.glob("*.npy"))) == 1
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 1
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed although cached")
@@ -198,23 +198,23 @@ def test_cache_hits_and_every_input_invalidates(nets, crops, tmp_path, monkeypat
     ]
     for i, v in enumerate(variants, start=2):
         FE.extract(v["model"], v["crops"], v["layer"], v["pooling"], cache_dir=tmp_path, progress=False)
-        assert len(list(tmp_path.glob("*.npy"))) == i, v
+        assert len(list(tmp_path.glob("features-*/features.npy"))) == i, v
     dl = nets["deeploc"]
     FE.extract(dl, crops, cache_dir=tmp_path, progress=False)
     FE.extract(dl, crops, five_crop=False, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.glob("*.npy"))) == 7
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 7
     # the remedies' read-out options: centre_sigma counts with pooling="centre" only
     FE.extract(model, crops, pooling="centre", cache_dir=tmp_path, progress=False)
     FE.extract(model, crops, pooling="centre", centre_sigma=0.5, cache_dir=tmp_path, progress=False)
     FE.extract(model, crops, centre_sigma=0.5, cache_dir=tmp_path, progress=False)  # max: cached
-    assert len(list(tmp_path.glob("*.npy"))) == 9
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 9
     masks = np.zeros((5, 64, 64), bool)
     masks[:, 20:44, 20:44] = True
     FE.extract(model, crops, mask_input=True, masks=masks, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.glob("*.npy"))) == 10
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 10
     masks[0, 0, 0] = True  # other masks, other key
     FE.extract(model, crops, mask_input=True, masks=masks, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.glob("*.npy"))) == 11
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 11
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave nothing behind
 
 

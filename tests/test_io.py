@@ -301,12 +301,44 @@ def test_round_trip_float_images_come_back_float32(tmp_path):
     np.testing.assert_allclose(loaded.image(0), screen.image(0), rtol=1e-6)
 
 
-def test_write_manifest_replaces_folder(tmp_path):
+def test_write_manifest_refuses_a_folder_that_is_not_empty(tmp_path):
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "stale.txt").write_text("old")
-    write_manifest(tiny_screen(), tmp_path / "s")
-    assert not (tmp_path / "s" / "stale.txt").exists()
+    (tmp_path / "s" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"s is not empty \(1 entries: notes.txt\).*overwrite=True"):
+        write_manifest(tiny_screen(), tmp_path / "s")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["notes.txt"]
     assert not list(tmp_path.glob(".s.tmp-*"))
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    assert write_manifest(tiny_screen(), tmp_path / "empty").is_file()
+
+
+def test_write_manifest_overwrite_removes_only_its_own_files(tmp_path):
+    folder = tmp_path / "s"
+    write_manifest(tiny_screen(), folder)  # 6 fields
+    (folder / "notes.txt").write_text("mine")
+    (folder / "raw").mkdir()
+    tifffile.imwrite(folder / "raw" / "plate1.tif", np.ones((4, 4), np.uint16))
+    tifffile.imwrite(folder / "images" / "my_extra.tif", np.ones((4, 4), np.uint16))
+    small = tiny_screen(seed=3)
+    small = Screen(small.strains, small.fields.iloc[:2].reset_index(drop=True), small.images[:2])
+    path = write_manifest(small, folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "raw" / "plate1.tif").is_file()
+    assert (folder / "images" / "my_extra.tif").is_file()
+    assert sorted(p.name for p in (folder / "images").glob("field*")) == [
+        f"field{i:05d}_{c}.tif" for i in range(2) for c in sorted(CHANNELS)]
+    loaded = load_screen(path)
+    assert loaded.n_fields == 2 and np.array_equal(loaded.image(1), small.image(1))
+    assert not list(tmp_path.glob(".s.tmp-*"))
+
+
+def test_write_manifest_overwrite_never_replaces_a_foreign_file(tmp_path):
+    folder = tmp_path / "s"
+    (folder / "images").mkdir(parents=True)
+    tifffile.imwrite(folder / "images" / "field00000_gfp.tif", np.ones((4, 4), np.uint16))
+    with pytest.raises(FileExistsError, match=r"field00000_gfp.tif, which an earlier write_manifest did not write"):
+        write_manifest(tiny_screen(), folder, overwrite=True)
+    assert tifffile.imread(folder / "images" / "field00000_gfp.tif").shape == (4, 4)
+    assert not (folder / "manifest.csv").exists()
 
 
 def write_fields(folder, n=2, shape=(8, 8)):
@@ -316,7 +348,7 @@ def write_fields(folder, n=2, shape=(8, 8)):
         row = {"strain": "s0", "orf": "YA01", "plate": "1", "well": "B07", "field": str(i)}
         for channel in CHANNELS:
             name = f"f{i}_{channel}.tif"
-            tifffile.imwrite(folder / name, np.full(shape, i, np.uint16))
+            tifffile.imwrite(folder / name, np.full(shape, i + 1, np.uint16))
             row[channel] = name
         rows.append(row)
     return rows
@@ -345,7 +377,7 @@ def test_read_manifest_parquet(tmp_path):
     frame = pd.DataFrame(rows).astype({"plate": int, "field": int})
     frame.to_parquet(tmp_path / "m.parquet")
     screen = load_screen(tmp_path / "m.parquet")
-    assert screen.n_fields == 2 and screen.image(1).max() == 1
+    assert screen.n_fields == 2 and screen.image(1).max() == 2
 
 
 def test_read_manifest_missing_file_and_type(tmp_path):
@@ -415,7 +447,7 @@ def test_read_manifest_bad_values(tmp_path, column, value, message):
 
 def test_load_screen_channel_shapes_differ(tmp_path):
     rows = write_fields(tmp_path)
-    tifffile.imwrite(tmp_path / "f1_nucleus.tif", np.zeros((8, 9), np.uint16))
+    tifffile.imwrite(tmp_path / "f1_nucleus.tif", np.ones((8, 9), np.uint16))
     screen = load_screen(manifest_csv(tmp_path, rows))
     assert screen.image(0).shape == (3, 8, 8)
     with pytest.raises(DataError, match=r"field 1 \(strain 's0', site 1\).*differ in shape.*nucleus \(8, 9\)"):

@@ -347,10 +347,10 @@ def test_mask_input_is_part_of_the_feature_cache_key(cs, nets, tmp_path):
     model, sub = nets["pci"], cs.subset(np.arange(4))
     plain = FE.extract(model, sub, cache_dir=tmp_path, progress=False)
     masked = FE.extract(model, sub, mask_input=True, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.glob("*.npy"))) == 2 and not np.allclose(plain, masked)
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 2 and not np.allclose(plain, masked)
     np.testing.assert_array_equal(FE.extract(model, sub, mask_input=True, cache_dir=tmp_path, progress=False),
                                   masked)
-    assert len(list(tmp_path.glob("*.npy"))) == 2
+    assert len(list(tmp_path.glob("features-*/features.npy"))) == 2
 
 
 # ---------------------------------------------------------------------------- features: centre pooling

@@ -313,3 +313,62 @@ def test_every_profile_key_reaches_a_notebook(profile):
         declared |= set(runbook.declared_parameters(runbook.read_source(src)))
     unused = set(runbook.load_profile(profile).defaults) - declared
     assert not unused, f"params/{profile}.yml keys declared by no notebook: {sorted(unused)}"
+
+
+# ----------------------------------------------------------------- paths and file contents
+MANIFEST_NB = (
+    "# Manifest\n",
+    code('manifest_path = None\nlabels_path = None\nseed = 1', "parameters"),
+    code("print('manifest', manifest_path)"),
+)
+
+
+@pytest.fixture
+def data_project(project, tmp_path):
+    """The project plus a notebook with path parameters and a tiny manifest screen on disk."""
+    import numpy as np
+    import tifffile
+
+    src, params, out = project
+    write_notebook(src / "04_manifest.md", *MANIFEST_NB)
+    data = tmp_path / "mydata"
+    data.mkdir()
+    for channel in ("gfp", "nucleus", "cytoplasm"):
+        tifffile.imwrite(data / f"f0_{channel}.tif", np.full((8, 8), 7, np.uint16))
+    (data / "my_manifest.csv").write_text("strain,orf,plate,well,field,gfp,nucleus,cytoplasm\n"
+                                          "s0,YAL001C,1,A01,0,f0_gfp.tif,f0_nucleus.tif,f0_cytoplasm.tif\n")
+    return project, data
+
+
+def test_relative_path_parameters_resolve_against_the_current_directory(data_project, monkeypatch, capsys):
+    project, data = data_project
+    monkeypatch.chdir(data)
+    assert run(project, "--only", "04_manifest", "-p", "manifest_path", "my_manifest.csv", "--list") == 0
+    assert f'"manifest_path": "{data / "my_manifest.csv"}"' in capsys.readouterr().out
+    # a dotted key is resolved by its last part; other strings are left alone
+    assert runbook.resolve_paths({"labels_path": "../x.txt", "layer": "conv8"}, data) == {
+        "labels_path": str(data.parent / "x.txt"), "layer": "conv8"}
+
+
+def test_relative_paths_in_a_profile_resolve_against_its_folder(data_project):
+    (src, params, out), data = data_project
+    write_profile(params, "mine", {"manifest_path": "../mydata/my_manifest.csv"})
+    assert runbook.load_profile("mine", params).defaults["manifest_path"] == str(data / "my_manifest.csv")
+
+
+def test_editing_a_manifest_or_one_of_its_images_in_place_reruns(data_project):
+    import numpy as np
+    import tifffile
+
+    project, data = data_project
+    overrides = {"manifest_path": str(data / "my_manifest.csv")}
+    first = plans(project, overrides, only=["04_manifest"])["04_manifest"].digest
+    assert plans(project, overrides, only=["04_manifest"])["04_manifest"].digest == first
+    time_ns = (data / "f0_gfp.tif").stat().st_mtime_ns
+    tifffile.imwrite(data / "f0_gfp.tif", np.full((8, 8), 9, np.uint16))  # same name, new pixels
+    os.utime(data / "f0_gfp.tif", ns=(time_ns + 10**9, time_ns + 10**9))
+    second = plans(project, overrides, only=["04_manifest"])["04_manifest"].digest
+    assert second != first
+    text = (data / "my_manifest.csv").read_text()
+    (data / "my_manifest.csv").write_text(text.replace("A01", "B02"))  # the manifest itself
+    assert plans(project, overrides, only=["04_manifest"])["04_manifest"].digest not in (first, second)

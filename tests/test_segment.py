@@ -51,7 +51,7 @@ def test_bad_inputs_are_named():
         segment_cells(np.zeros((2, 10, 10)))
     with pytest.raises(ValueError, match="NaN"):
         segment_cells(np.full((10, 10), np.nan))
-    with pytest.raises(ValueError, match="unknown threshold"):
+    with pytest.raises(ValueError, match=r"SegmentationParams.threshold must be one of \['li', 'otsu', 'triangle'\]"):
         segment_cells(np.zeros((10, 10)), params=SegmentationParams(threshold="magic"))
     with pytest.raises(ValueError, match="differ in shape"):
         match_instances(np.zeros((3, 3), int), np.zeros((4, 4), int))

@@ -212,7 +212,7 @@ def test_bad_inputs_give_clear_errors(ds, tmp_path):
     kw = dict(progress=False, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown localization class"):
         generate_settings(ds, N, classes=("Golgi", "golgi"), **kw)
-    with pytest.raises(ValueError, match="n_cells must be >= 1"):
+    with pytest.raises(ValueError, match="n_cells must be an integer >= 1"):
         generate_settings(ds, 0, classes=CLASSES4, **kw)
     with pytest.raises(ValueError, match="settings must be"):
         generate_settings(ds, N, classes=CLASSES4, settings=("swap",), **kw)

@@ -189,7 +189,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(cs, name, tmp_path):
     with pytest.raises(_Crash):
         T.train(name, cs, TINY, checkpoint_dir=tmp_path / "resumed", progress=False,
                 callback=_crash_after_first_epoch)
-    assert (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert len(list((tmp_path / "resumed").glob("checkpoint-e00001-*.pt"))) == 1
     assert not (tmp_path / "resumed" / "weights.pt").exists()
     epochs_seen = []
     resumed = T.train(name, cs, TINY, checkpoint_dir=tmp_path / "resumed", progress=False,
@@ -200,7 +200,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(cs, name, tmp_path):
     # final weights load back with weights_only=True; the checkpoint is gone
     state = torch.load(resumed.path, weights_only=True)
     _assert_same_state(state, whole.model.state_dict())
-    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert not list((tmp_path / "resumed").glob("checkpoint-*"))
 
 
 def test_foreign_or_corrupt_checkpoints_are_ignored(cs, tmp_path):
@@ -215,8 +215,11 @@ def test_foreign_or_corrupt_checkpoints_are_ignored(cs, tmp_path):
     assert epochs_seen == [1, 2]
     _assert_same_state(fresh.model.state_dict(), res.model.state_dict())
     # a truncated checkpoint file
-    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.warns(RuntimeWarning, match="unreadable checkpoint"):
+    with pytest.raises(_Crash):
+        T.train("pifia", cs, TINY, checkpoint_dir=tmp_path, progress=False, callback=_crash_after_first_epoch)
+    (ckpt,) = tmp_path.glob("checkpoint-e00001-*.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match="unreadable checkpoint .*checkpoint-e00001"):
         res = T.train("pifia", cs, TINY, checkpoint_dir=tmp_path, progress=False)
     _assert_same_state(fresh.model.state_dict(), res.model.state_dict())
 

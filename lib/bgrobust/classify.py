@@ -7,7 +7,11 @@ defaults of :class:`SVMProtocol` are exactly the paper code's
 (``get_nn_score_svc``): the *first* 1000 rows of each class (no shuffling, no
 resampling), ``SVC(kernel="linear", C=1.0, max_iter=100000)``, no feature scaling,
 ``StratifiedKFold(n_splits=5)`` without shuffling (contiguous blocks), and the mean and
-population standard deviation (``ddof=0``) of the 5 fold accuracies.
+population standard deviation (``ddof=0``) of the 5 fold accuracies.  The folds are made
+by :func:`balanced_folds`, which gives exactly ``StratifiedKFold``'s folds when each
+class's row count is divisible by the number of folds (the paper's 1000 and 5) and keeps
+every fold balanced otherwise (at small ``n``, where ``StratifiedKFold``'s unbalanced
+folds make a constant feature extractor score 0.367 instead of 0.5).
 
 * :func:`pairwise_accuracy`: one SVM.
 * :func:`evaluate_pairs`: the 105 unordered pairs ``i < j`` of the classes (base, mask,
@@ -38,6 +42,7 @@ import json
 import math
 import numbers
 import warnings
+import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -48,15 +53,15 @@ import pandas as pd
 import sklearn
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from .cache import atomic_file, code_key, content_key
+from .cache import CacheWarning, atomic_file, clean_stale_once, code_key, content_key
 from .classes import CLASSES
+from .constraints import Boolean, Choice, Integer, Optional, Real, check_params
 
 #: The paper code's ``SEED`` (``run_svm.py``); it has no effect on a linear SVC without
 #: ``probability=True`` and is only used by :class:`SVMProtocol` when ``shuffle=True``.
@@ -82,7 +87,9 @@ class SVMProtocol:
     max_iter : int, default 100000
         SVC iteration cap (the paper's value; ``-1`` = no cap).
     n_splits : int, default 5
-        Folds of ``StratifiedKFold``.
+        Folds of the stratified cross-validation (:func:`balanced_folds`: the paper's
+        ``StratifiedKFold`` whenever each class's rows divide into the folds evenly, and
+        equal class counts in every fold otherwise).
     shuffle : bool, default False
         Shuffle before splitting into folds (the paper does not: each fold's test set is
         a contiguous block of each class's rows).
@@ -117,22 +124,21 @@ class SVMProtocol:
     scale: bool = False
     shortfall: str = "min"
 
+    _parameter_constraints = {
+        "n_per_class": Optional(Integer(1)),
+        "kernel": Choice(("linear", "poly", "rbf", "sigmoid")),
+        "C": Real(0, lo_open=True),
+        "max_iter": Integer(-1),
+        "n_splits": Integer(2),
+        "shuffle": Boolean(),
+        "random_state": Integer(),
+        "scale": Boolean(),
+        "shortfall": Choice(SHORTFALL_POLICIES),
+    }
+    _parameter_rules = (("max_iter", lambda p: p.max_iter != 0, "must be a positive integer or -1, got 0"),)
+
     def __post_init__(self):
-        n = self.n_per_class
-        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-            raise ValueError(f"SVMProtocol.n_per_class must be a positive integer or None, got {n!r}")
-        if not isinstance(self.kernel, str):
-            raise ValueError(f"SVMProtocol.kernel must be a string, got {self.kernel!r}")
-        if not (isinstance(self.C, numbers.Real) and self.C > 0):
-            raise ValueError(f"SVMProtocol.C must be a positive number, got {self.C!r}")
-        if not isinstance(self.max_iter, numbers.Integral) or (self.max_iter < 1 and self.max_iter != -1):
-            raise ValueError(f"SVMProtocol.max_iter must be a positive integer or -1, got {self.max_iter!r}")
-        if isinstance(self.n_splits, bool) or not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
-            raise ValueError(f"SVMProtocol.n_splits must be an integer >= 2, got {self.n_splits!r}")
-        if not isinstance(self.random_state, numbers.Integral):
-            raise ValueError(f"SVMProtocol.random_state must be an integer, got {self.random_state!r}")
-        if self.shortfall not in SHORTFALL_POLICIES:
-            raise ValueError(f"SVMProtocol.shortfall must be one of {SHORTFALL_POLICIES}, got {self.shortfall!r}")
+        check_params(self)
 
     def n_rows(self, available: int, *, where: str = "features") -> int:
         """Rows of a class with ``available`` rows that the SVM uses (applies ``shortfall``)."""
@@ -199,18 +205,72 @@ def _fit(protocol: SVMProtocol, X, y):
     return clf, stopped
 
 
+def balanced_folds(y, protocol: SVMProtocol | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The protocol's cross-validation folds: ``(train, test)`` row indices, sorted.
+
+    Like ``StratifiedKFold(n_splits, shuffle, random_state)``, each class's rows go to
+    the folds in contiguous blocks (shuffled with ``shuffle=True``), but every class
+    gives fold ``i`` ``n_c // n_splits`` rows, plus one for the first ``n_c % n_splits``
+    folds.  Two classes of the same size therefore have the same number of rows in
+    every test fold, and the training set of every fold is balanced.
+
+    What this changes: ``StratifiedKFold`` allocates the rows of all classes together,
+    round-robin over the sorted labels, so at small ``n`` a test fold can hold 2 rows of
+    one class and 1 of the other; its training set then has a majority, which an
+    uninformative (e.g. constant) feature extractor predicts, and such an extractor
+    scored 0.367 instead of 0.5 at 8 rows per class.  When every class's row count is
+    divisible by ``n_splits`` (the paper: 1000 rows, 5 folds) both allocations are
+    ``n_c / n_splits`` per fold and the folds, the fits and the accuracies are
+    bit-identical to ``StratifiedKFold``'s.
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        Class labels (each class needs at least ``n_splits`` rows).
+    protocol : SVMProtocol, optional
+
+    Returns
+    -------
+    list of (train, test)
+
+    Examples
+    --------
+    >>> y = [0] * 8 + [1] * 8
+    >>> [int((np.asarray(y)[test] == 0).sum()) for _, test in balanced_folds(y)]
+    [2, 2, 2, 1, 1]
+    >>> [int((np.asarray(y)[test] == 1).sum()) for _, test in balanced_folds(y)]
+    [2, 2, 2, 1, 1]
+    """
+    protocol = _protocol(protocol)
+    y = np.asarray(y)
+    k = protocol.n_splits
+    rng = check_random_state(protocol.random_state if protocol.shuffle else None)
+    _, first, codes = np.unique(y, return_index=True, return_inverse=True)
+    test_folds = np.empty(len(y), dtype=int)
+    for cls in np.argsort(first):  # classes in order of appearance, as StratifiedKFold
+        rows = codes == cls
+        n = int(rows.sum())
+        if n < k:
+            raise ValueError(f"balanced_folds: a class has {n} rows, fewer than n_splits={k}")
+        sizes = np.full(k, n // k) + (np.arange(k) < n % k)
+        folds_for_class = np.arange(k).repeat(sizes)
+        if protocol.shuffle:
+            rng.shuffle(folds_for_class)
+        test_folds[rows] = folds_for_class
+    index = np.arange(len(y))
+    return [(index[test_folds != i], index[test_folds == i]) for i in range(k)]
+
+
 def _cv(X1: np.ndarray, X2: np.ndarray, protocol: SVMProtocol) -> tuple[float, float, int]:
     """Mean and std (ddof=0) of the fold accuracies, and the number of fits stopped at max_iter."""
     # get_nn_score_svc: stack, labels 0/1, StratifiedKFold, accuracy per fold.
     X = np.vstack([X1, X2])
     y = np.concatenate([np.zeros(len(X1), int), np.ones(len(X2), int)])
-    folds = StratifiedKFold(n_splits=protocol.n_splits, shuffle=protocol.shuffle,
-                            random_state=protocol.random_state if protocol.shuffle else None)
     scores, stopped = [], 0
     # Inputs were checked at the boundary; skipping sklearn's per-call re-validation
     # halves the cost of small SVMs (results are unchanged).
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        for train, test in folds.split(X, y):
+        for train, test in balanced_folds(y, protocol):
             clf, hit = _fit(protocol, X[train], y[train])
             stopped += hit
             scores.append(float(np.mean(clf.predict(X[test]) == y[test])))  # = accuracy_score
@@ -251,10 +311,8 @@ def pairwise_predictions(X1, X2, protocol: SVMProtocol | None = None) -> np.ndar
         raise ValueError(f"X1 has {X1.shape[1]} features but X2 has {X2.shape[1]}")
     X = np.vstack([X1, X2])
     y = np.concatenate([np.zeros(len(X1), int), np.ones(len(X2), int)])
-    folds = StratifiedKFold(n_splits=protocol.n_splits, shuffle=protocol.shuffle,
-                            random_state=protocol.random_state if protocol.shuffle else None)
     pred = np.empty(len(y), int)
-    for train, test in folds.split(X, y):
+    for train, test in balanced_folds(y, protocol):
         clf, _ = _fit(protocol, X[train], y[train])
         pred[test] = clf.predict(X[test])
     return pred
@@ -466,7 +524,15 @@ def _held_out_task(X1, X2, T1, T2, protocol: SVMProtocol) -> tuple[float, float,
 
 
 class _Cache:
-    """One small JSON file per SVM result, ``<dir>/<key[:2]>/<key>.json``."""
+    """One small JSON file per SVM result, ``<dir>/<key[:2]>/<key>.json``.
+
+    Each file holds the value and its CRC-32 (``{"value": [...], "crc32": "..."}``) and is
+    written under a unique temporary name, then renamed into place (``os.replace``, atomic),
+    so concurrent writers of one key leave one complete file.  A file that cannot be
+    parsed or whose checksum does not match is recomputed with a
+    :class:`~bgrobust.cache.CacheWarning` naming it; temporaries of killed runs are
+    removed the first time a folder is used.
+    """
 
     def __init__(self, folder):
         self.folder = Path(folder) if folder is not None else None
@@ -474,22 +540,34 @@ class _Cache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
+    @staticmethod
+    def _crc(value) -> str:
+        return f"{zlib.crc32(json.dumps(list(value)).encode()) & 0xFFFFFFFF:08x}"
+
     def get(self, key: str):
         if self.folder is None:
             return None
         path = self._path(key)
+        clean_stale_once(path.parent)
         if not path.is_file():
             return None
         try:
-            return tuple(json.loads(path.read_text())["value"])
-        except (ValueError, KeyError, TypeError):
-            return None  # a damaged entry is recomputed
+            record = json.loads(path.read_text())
+            value = tuple(record["value"])
+            ok = record["crc32"] == self._crc(value)
+        except (ValueError, KeyError, TypeError, OSError):
+            ok = False
+        if not ok:
+            warnings.warn(f"SVM cache entry {path} is damaged (unreadable or checksum mismatch); "
+                          f"recomputing it", CacheWarning, stacklevel=4)
+            return None
+        return value
 
     def put(self, key: str, value) -> None:
         if self.folder is None:
             return
         with atomic_file(self._path(key)) as tmp:
-            tmp.write_text(json.dumps({"value": list(value)}))
+            tmp.write_text(json.dumps({"value": list(value), "crc32": self._crc(value)}))
 
 
 def _run_chunk(fn, items, arrays, kwargs):

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage import measure, morphology
 
-from .cache import atomic_dir
+from .cache import atomic_dir, verify_if_sealed
 from .screen import CHANNELS
 
 
@@ -57,17 +57,31 @@ class CropSet:
         return np.asarray(self.images[:, CHANNELS.index(name)])
 
     def save(self, path) -> Path:
-        """Write to a folder (npy arrays + parquet table), atomically."""
+        """Write to a folder (npy arrays + parquet table), atomically, as a sealed cache entry
+        (:func:`bgrobust.cache.atomic_dir`)."""
         path = Path(path)
-        with atomic_dir(path) as tmp:
-            np.save(tmp / "images.npy", np.asarray(self.images))
-            np.save(tmp / "masks.npy", np.asarray(self.masks))
-            self.table.to_parquet(tmp / "table.parquet", index=False)
+        with atomic_dir(path, seal=True) as tmp:
+            self.write_files(tmp)
         return path
+
+    def write_files(self, folder) -> None:
+        """Write ``images.npy``, ``masks.npy`` and ``table.parquet`` into an existing folder."""
+        folder = Path(folder)
+        np.save(folder / "images.npy", np.asarray(self.images))
+        np.save(folder / "masks.npy", np.asarray(self.masks))
+        self.table.to_parquet(folder / "table.parquet", index=False)
 
     @classmethod
     def load(cls, path, mmap: bool = True) -> "CropSet":
+        """Read a folder written by :meth:`save` (checked against its manifest when it has one).
+
+        Raises
+        ------
+        bgrobust.cache.DamagedEntry
+            When a file is missing, truncated or altered (the message names the folder).
+        """
         path = Path(path)
+        verify_if_sealed(path)
         mode = "r" if mmap else None
         return cls(np.load(path / "images.npy", mmap_mode=mode),
                    np.load(path / "masks.npy", mmap_mode=mode),

@@ -8,6 +8,7 @@ scores the segmentation against the truth and attaches each crop's true class.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields as dc_fields
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .cache import atomic_dir, code_key, content_key
+from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
+from .constraints import Choice, Instance, Integer, ParameterError, Real, check_params
 from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
+from .io.images import DataError
 from .screen import Screen
 from .segment import SegmentationParams, match_instances, segment_cells
 
@@ -38,22 +41,58 @@ class DatasetParams:
     cellfree_variance_factor: float = 2.0
     segmentation: SegmentationParams = field(default_factory=SegmentationParams)
 
+    _parameter_constraints = {
+        "crop_size": Integer(8),
+        "edge": Choice(("drop", "pad")),
+        "gfp_percentile": Real(0, 100),
+        "gfp_reference": Choice(("pixels", "field_means")),
+        "min_mask_fraction": Real(0, 1),
+        "max_mask_fraction": Real(0, 1),
+        "cellfree_stride": Integer(1),
+        "cellfree_min_distance": Real(0),
+        "cellfree_border": Integer(0),
+        "cellfree_variance_factor": Real(0, lo_open=True),
+        "segmentation": Instance(SegmentationParams, "a SegmentationParams or a mapping of its fields"),
+    }
+    _parameter_rules = (
+        ("max_mask_fraction", lambda p: p.min_mask_fraction <= p.max_mask_fraction,
+         "must be at least min_mask_fraction ({p.min_mask_fraction}), got {p.max_mask_fraction}"),
+    )
+
+    def __post_init__(self):
+        if isinstance(self.segmentation, Mapping):
+            object.__setattr__(self, "segmentation", _segmentation_params(self.segmentation))
+        check_params(self)
+
     @classmethod
     def from_dict(cls, params: dict | None) -> "DatasetParams":
-        """Build from a profile dictionary (``segmentation`` may be a nested dict)."""
+        """Build from a profile dictionary (``segmentation`` may be a nested dict).
+
+        Raises
+        ------
+        ValueError
+            For an unknown key, and (:class:`~bgrobust.constraints.ParameterError`) for a
+            value of the wrong type, out of range or not one of the choices; the message
+            names the field.
+        """
         params = dict(params or {})
         known = {f.name for f in dc_fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"dataset parameters: unknown key(s) {unknown}; known: {sorted(known)}")
         seg = params.pop("segmentation", None)
-        if isinstance(seg, dict):
-            seg_known = {f.name for f in dc_fields(SegmentationParams)}
-            bad = sorted(set(seg) - seg_known)
-            if bad:
-                raise ValueError(f"segmentation parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
-            seg = SegmentationParams(**seg)
-        return cls(**params, segmentation=seg or SegmentationParams())
+        return cls(**params, segmentation=SegmentationParams() if seg is None else seg)
+
+
+def _segmentation_params(seg: Mapping) -> SegmentationParams:
+    seg_known = {f.name for f in dc_fields(SegmentationParams)}
+    bad = sorted(set(seg) - seg_known)
+    if bad:
+        raise ValueError(f"segmentation parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
+    try:
+        return SegmentationParams(**seg)
+    except ParameterError as exc:
+        raise ParameterError(f"DatasetParams.segmentation: {exc}") from None
 
 
 @dataclass
@@ -70,23 +109,55 @@ class Dataset:
         return self.crops.subset(self.crops.table["valid"].to_numpy())
 
     def save(self, path) -> Path:
+        """Write to a folder atomically, as a sealed cache entry (:func:`bgrobust.cache.atomic_dir`)."""
         path = Path(path)
-        with atomic_dir(path) as tmp:
-            self.crops.save(tmp / "crops")
-            self.cell_free.save(tmp / "cell_free")
+        with atomic_dir(path, seal=True) as tmp:
+            for name in ("crops", "cell_free"):
+                (tmp / name).mkdir()
+                getattr(self, name).write_files(tmp / name)
             self.segmentation_quality.to_parquet(tmp / "segmentation_quality.parquet", index=False)
             (tmp / "report.json").write_text(json.dumps(self.report, indent=2, default=float))
         return path
 
     @classmethod
     def load(cls, path) -> "Dataset":
+        """Read a folder written by :meth:`save`, checked against its manifest when it has one.
+
+        Raises
+        ------
+        bgrobust.cache.DamagedEntry
+            When a file is missing, truncated or altered (the message names the folder).
+        """
         path = Path(path)
+        verify_if_sealed(path)
         return cls(CropSet.load(path / "crops"), CropSet.load(path / "cell_free"),
                    pd.read_parquet(path / "segmentation_quality.parquet"),
                    json.loads((path / "report.json").read_text()))
 
 
-def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: DatasetParams):
+def check_field(image: np.ndarray, params: DatasetParams, what: str) -> np.ndarray:
+    """A field image fit for :func:`build_dataset`, or a :class:`~bgrobust.io.DataError` naming it.
+
+    The image must be ``(3, H, W)`` with finite pixels, not all zero, and at least one crop
+    (``params.crop_size``) on each side.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise DataError(f"{what}: image of shape {image.shape}, expected (3, H, W)")
+    h, w = image.shape[-2:]
+    if h < params.crop_size or w < params.crop_size:
+        raise DataError(f"{what}: the field is {h} x {w} px, smaller than a crop "
+                        f"(DatasetParams.crop_size={params.crop_size})")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise DataError(f"{what}: {int((~np.isfinite(image)).sum())} NaN or infinite pixel(s)")
+    if not image.any():
+        raise DataError(f"{what}: every pixel is 0 (an empty or failed acquisition)")
+    return image
+
+
+def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: DatasetParams,
+                   what: str = ""):
+    image = check_field(image, params, what or f"field {i}")
     labels = segment_cells(image[2], image[1], params.segmentation)
     crops, masks, table, dropped = extract_crops(image, labels, size=params.crop_size, edge=params.edge)
     free, free_table = cell_free_crops(
@@ -108,6 +179,12 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
                   progress: bool = True) -> Dataset:
     """Segment every field, cut crops and cell-free crops, and flag the paper's filters.
 
+    Raises
+    ------
+    bgrobust.io.DataError
+        When a field is smaller than a crop, all zeros or not finite (naming the field and,
+        for a manifest screen, its files), or when no cell is found in any field.
+
     Returns
     -------
     Dataset
@@ -122,10 +199,18 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
     if progress:
         order = tqdm(order, desc="segmenting and cropping", unit="field")
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params)
+        delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params,
+                                screen.describe_field(i))
         for i in order)
 
     table = pd.concat([r[2] for r in results], ignore_index=True)
+    if table.empty:
+        source = screen.meta.get("manifest") or f"the {screen.meta.get('source', '')} screen"
+        at_border = sum(r[3] for r in results)
+        problem = (f"{at_border} cell(s) were segmented but every one is closer than crop_size/2 "
+                   f"({params.crop_size // 2} px) to the border (edge='drop')" if at_border else
+                   "no cell was segmented; check the cytoplasm channel and the segmentation parameters")
+        raise DataError(f"{source}: no crop in any of its {screen.n_fields} field(s): {problem}")
     images = np.concatenate([r[0] for r in results])
     masks = np.concatenate([r[1] for r in results])
     threshold = gfp_threshold((screen.image(i)[0] for i in range(screen.n_fields)),
@@ -172,15 +257,20 @@ def dataset_key(screen: Screen, params: DatasetParams) -> str:
 
 def load_or_build(screen: Screen, params: DatasetParams | None = None, cache_dir=None, *,
                   n_jobs: int = 1, progress: bool = True) -> Dataset:
-    """:func:`build_dataset` with an on-disk cache (``cache_dir/dataset-<key>``)."""
+    """:func:`build_dataset` with an on-disk cache (``cache_dir/dataset-<key>``).
+
+    The entry is built under its key's lock (a second process asking for it waits and
+    loads it), checked against its manifest on every load, and rebuilt with a
+    :class:`~bgrobust.cache.CacheWarning` naming the folder when it is damaged
+    (:func:`bgrobust.cache.load_or_create`).
+    """
     from .paths import run_dir
 
     params = params or DatasetParams()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     path = cache_dir / f"dataset-{dataset_key(screen, params)}"
-    if not (path / "report.json").exists():
-        build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(path)
-    return Dataset.load(path)
+    return load_or_create(path, lambda p: build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(p),
+                          Dataset.load, what="dataset")
 
 
 def open_screen(source: str = "synthetic", screen: dict | None = None, *, manifest_path=None,

@@ -27,7 +27,9 @@ Two remedies for background-sensitive features (the paper's discussion) are read
   are weighted around their own centres (2 pixels off the crop's centre).
 
 With ``cache_dir`` every (model weights, layer, pooling, five_crop, crops) combination is stored
-as one ``.npy`` file named by its content key, written atomically; a changed weight, layer,
+as one sealed cache entry, a folder ``features-<model>-<layer>-<key>/`` holding ``features.npy``
+(written atomically and checked against its manifest when read; a damaged one is recomputed
+with a warning naming it, :mod:`bgrobust.cache`); a changed weight, layer,
 pooling, five-crop setting or crop array gives a new key, as do ``mask_input`` (with the masks)
 and ``centre_sigma`` (with ``pooling="centre"``), which enter the key only when used.
 
@@ -59,7 +61,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import atomic_file, code_key, content_key
+from .cache import atomic_dir, clean_stale_once, code_key, content_key, read_checked
 from .crops import CropSet
 from .devices import resolve_device
 from .models.preprocess import five_crop_offsets, five_crops
@@ -350,6 +352,13 @@ def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, cro
     return content_key(*parts, code_key("bgrobust.features", "bgrobust.models"))
 
 
+_FEATURES_FILE = "features.npy"
+
+
+def _load_features(folder: Path) -> np.ndarray:
+    return np.load(folder / _FEATURES_FILE, allow_pickle=False)
+
+
 # ------------------------------------------------------------------------------ public API
 def extract_layers(
     model: nn.Module,
@@ -392,7 +401,7 @@ def extract_layers(
     progress : bool
         Show a tqdm bar over batches.
     cache_dir : path, optional
-        Read / write ``features-<key>.npy`` files there (one per layer).
+        Read / write ``features-<model>-<layer>-<key>/`` entries there (one per layer).
     mask_input : bool
         Set every pixel outside the centre-cell mask to 0 before preprocessing (the features of
         ``crops * masks[:, None]``), as a model trained with ``input="masked"`` saw its inputs.
@@ -438,15 +447,17 @@ def extract_layers(
     paths: dict[str, Path] = {}
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
+        clean_stale_once(cache_dir)  # temporaries of killed runs
         crops_digest, weights_digest = array_digest(arr), state_digest(model)
         masks_digest = array_digest(mask_arr) if mask_arr is not None else None
         for layer in layers:
             key = feature_key(model, layer, pooling, five_crop, crops_digest, weights_digest,
                               mask_input=mask_arr is not None, masks_digest=masks_digest,
                               centre_sigma=centre_sigma)
-            paths[layer] = cache_dir / f"features-{name}-{layer}-{key}.npy"
-            if paths[layer].exists():
-                result[layer] = np.load(paths[layer])
+            paths[layer] = cache_dir / f"features-{name}-{layer}-{key}"
+            cached = read_checked(paths[layer], _load_features, what="feature cache entry")
+            if cached is not None:
+                result[layer] = cached
     todo = [layer for layer in layers if layer not in result]
 
     if todo:
@@ -467,9 +478,8 @@ def extract_layers(
             feats = np.ascontiguousarray(np.concatenate(chunks[layer]), dtype=np.float32)
             result[layer] = feats
             if layer in paths:
-                with atomic_file(paths[layer]) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, feats)
+                with atomic_dir(paths[layer], seal=True) as tmp:
+                    np.save(tmp / _FEATURES_FILE, feats)
     return {layer: result[layer] for layer in layers}
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -457,7 +458,7 @@ def load_or_fit_vae(dataset, params: Mapping | None = None, *, cache_dir=None, p
     """
     import json
 
-    from .cache import atomic_dir, code_key, content_key
+    from .cache import atomic_dir, code_key, content_key, load_or_create
     from .vae import VAEParams, fit_vae, load_vae, save_vae
 
     params = dict(params or {})
@@ -469,17 +470,22 @@ def load_or_fit_vae(dataset, params: Mapping | None = None, *, cache_dir=None, p
     from .train import data_fingerprint
 
     key = content_key(repr(vp), data_fingerprint(valid, "pifia"), code_key("bgrobust.vae"))
-    folder = (cache_dir or cache_folder("models")) / f"vae-{key}"
-    if not (folder / "info.json").exists():
+    folder = Path(cache_dir or cache_folder("models")) / f"vae-{key}"
+
+    def build(path):
         start = time.perf_counter()
         model, history = fit_vae(valid.images, vp, progress=progress)
         seconds = time.perf_counter() - start
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(path, seal=True) as tmp:
             save_vae(model, tmp / "vae.pt")
             history.to_csv(tmp / "history.csv", index=False)
             (tmp / "info.json").write_text(json.dumps({"seconds": seconds, "params": repr(vp)}))
-    info = json.loads((folder / "info.json").read_text())
-    return load_vae(folder / "vae.pt"), pd.read_csv(folder / "history.csv"), info["seconds"]
+
+    def load(path):
+        info = json.loads((path / "info.json").read_text())
+        return load_vae(path / "vae.pt"), pd.read_csv(path / "history.csv"), info["seconds"]
+
+    return load_or_create(folder, build, load, what="fitted VAE")
 
 
 def drop_table(results: Mapping[str, Mapping[str, pd.DataFrame]], reference: Mapping[str, str] | None = None):

@@ -179,6 +179,40 @@ def _verdict(name: str, drop: dict) -> str:
     return f"{name}: no background effect shown: {text} (interval includes 0)."
 
 
+def _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol, sets) -> None:
+    """Fail before any work, naming the argument, on values :func:`robustness_report` cannot use."""
+    from .classes import check_classes
+    from .constraints import Instance, Integer, Optional, ParameterError, check_value
+
+    where = "robustness_report"
+    check_value(n_cells, Optional(Integer(1)), f"{where}: n_cells")
+    if classes is not None:
+        if isinstance(classes, str) or not isinstance(classes, (Sequence, np.ndarray)):
+            raise ParameterError(f"{where}: classes must be a sequence of class names, got {classes!r}")
+        if len(classes) < 2:
+            raise ParameterError(f"{where}: classes must name at least 2 classes (pairs are compared), "
+                                 f"got {list(classes)!r}")
+        check_classes(classes, where=f"{where}: classes")
+        if len(set(classes)) != len(classes):
+            raise ParameterError(f"{where}: classes has duplicates: {list(classes)}")
+        if sets is not None:
+            missing = [c for c in classes if c not in set(sets.sets["centre_class"])]
+            if missing:
+                raise ParameterError(f"{where}: classes {missing} have no sets in the given settings "
+                                     f"(generated for {sorted(set(sets.sets['centre_class']))})")
+    if isinstance(channels, str) or not isinstance(channels, Sequence) or not channels:
+        raise ParameterError(f"{where}: channels must be a non-empty sequence of channel names from {CHANNELS}, "
+                             f"got {channels!r}")
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown:
+        raise ParameterError(f"{where}: unknown channel(s) {unknown}; channels must be names from {CHANNELS}")
+    if len(set(channels)) != len(channels):
+        raise ParameterError(f"{where}: channels has duplicates: {tuple(channels)}")
+    check_value(random_state, Integer(0), f"{where}: random_state")
+    check_value(n_jobs, Integer(), f"{where}: n_jobs")
+    check_value(protocol, Optional(Instance(SVMProtocol)), f"{where}: protocol")
+
+
 def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=None, n_cells: int | None = None,
                       classes: Sequence[str] | None = None, protocol: SVMProtocol | None = None,
                       channels: Sequence[str] = CHANNELS, preprocess: Callable | None = minmax_per_channel,
@@ -214,6 +248,13 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
     Returns
     -------
     RobustnessReport
+
+    Raises
+    ------
+    ValueError
+        Before any work, when ``n_cells`` is not a positive integer, ``classes`` is empty,
+        names fewer than 2 or unknown classes, or ``channels`` names an unknown channel
+        (an explicit value is never replaced by the profile's).
     """
     import time
 
@@ -225,20 +266,22 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
     from .settings import generate_settings
 
     start = time.perf_counter()
+    _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol, sets)
     cfg = {}
     if dataset is None or n_cells is None or classes is None:
         path = PARAMS / f"{profile}.yml"
         if not path.exists():
             raise ValueError(f"robustness_report: unknown profile {profile!r} (no file {path})")
         cfg = yaml.safe_load(path.read_text()) or {}
-    classes = list(classes or cfg.get("classes") or CLASSES)
+    classes = list(cfg.get("classes") or CLASSES) if classes is None else list(classes)
     if sets is None:
         if dataset is None:
             _, dataset = pipeline.chapter_dataset("synthetic", cfg.get("screen") or {}, cfg.get("dataset") or {},
                                                   seed=cfg.get("seed", 0), n_jobs=n_jobs, progress=progress)
-        n_cells = int(n_cells or (cfg.get("settings") or {}).get("n_cells", 40))
+        if n_cells is None:
+            n_cells = int((cfg.get("settings") or {}).get("n_cells", 40))
         sets = generate_settings(dataset, n_cells, classes=classes, random_state=random_state, progress=progress)
-    n_cells = int(n_cells or sets.sets["n"].max())
+    n_cells = int(sets.sets["n"].max() if n_cells is None else n_cells)
     protocol = protocol or SVMProtocol(n_per_class=n_cells)
     run = as_extractor(extractor, channels=channels, preprocess=preprocess, device=device)
     name = name or run.__name__

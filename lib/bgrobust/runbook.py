@@ -7,8 +7,12 @@ with papermill, and writes the executed notebooks to ``book/<name>.ipynb``, whic
 Jupyter Book renders as they are (``execute_notebooks: "off"``).
 
 A notebook is skipped when its executed copy already carries the same *input hash*:
-a digest of the source, the final parameters, the code of the ``bgrobust`` library
-and the profile name (``metadata.bgrobust.input_hash``).  A failed notebook leaves
+a digest of the source, the final parameters, the contents of the files its path
+parameters point to (a manifest with its images, :func:`input_files`), the code of the
+``bgrobust`` library and the profile name (``metadata.bgrobust.input_hash``).  Relative
+paths given to path parameters (``*_path``, ``*_dir``, ``*_file``) are made absolute:
+``-p`` values against the directory the command runs in, profile values against the
+profile's folder (:func:`resolve_paths`); the kernels run in ``book/``.  A failed notebook leaves
 no page behind: ``book/<name>.ipynb`` is removed and the partial output is kept as
 ``book/<name>.failed.ipynb``, which the book excludes.
 
@@ -228,15 +232,114 @@ def load_profile(name: str, params_dir: Path = PARAMS) -> Profile:
     if not path.is_file():
         raise RunbookError(f"unknown profile {name!r}; available: "
                            f"{', '.join(available_profiles(params_dir)) or '(none)'} (in {params_dir})")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RunbookError(f"{_yaml_where(path, exc)}: malformed YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise RunbookError(f"{path}: expected a mapping of parameters at the top level")
     per_notebook = data.pop("notebooks", None) or {}
     if not isinstance(per_notebook, dict) or not all(
             isinstance(v, dict) or v is None for v in per_notebook.values()):
         raise RunbookError(f"{path}: 'notebooks' must map notebook names to mappings of parameters")
-    per_notebook = {str(stem): dict(v or {}) for stem, v in per_notebook.items()}
-    return Profile(name=name, path=path, defaults=data, notebooks=per_notebook)
+    per_notebook = {str(stem): resolve_paths(dict(v or {}), path.parent) for stem, v in per_notebook.items()}
+    return Profile(name=name, path=path, defaults=resolve_paths(data, path.parent), notebooks=per_notebook)
+
+
+def _yaml_where(path: Path, exc: yaml.YAMLError) -> str:
+    """``file:line:column`` of a YAML error (1-based), or the file alone."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = "; ".join(str(p) for p in parts if p)
+    return text or str(exc).splitlines()[0]
+
+
+# --------------------------------------------------------------------------- path parameters
+#: Parameters whose name ends like this hold a path (``manifest_path``, ``labels_path``, ...).
+PATH_SUFFIXES = ("_path", "_dir", "_file")
+
+
+def is_path_parameter(key: str) -> bool:
+    """Whether the (possibly dotted) parameter ``key`` names a path, by its last part."""
+    return str(key).split(".")[-1].endswith(PATH_SUFFIXES)
+
+
+def _absolute(value: str, base: Path) -> str:
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    return os.path.normpath(os.path.join(os.fspath(base), expanded))
+
+
+def resolve_paths(values: Mapping[str, Any], base: Path) -> dict:
+    """A copy of ``values`` in which every relative path parameter is made absolute against ``base``.
+
+    Path parameters are those whose name ends in ``_path``, ``_dir`` or ``_file`` (at any
+    depth of nested mappings, and for dotted keys by their last part), with a non-empty
+    string value.  The kernels run in ``book/``, so without this a relative path would be
+    read from there: ``-p`` values resolve against the directory the command was run in,
+    profile values against the profile's folder.
+
+    Examples
+    --------
+    >>> resolve_paths({"manifest_path": "my.csv", "layer": "conv8"}, Path("/data"))
+    {'manifest_path': '/data/my.csv', 'layer': 'conv8'}
+    """
+    out: dict = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            value = resolve_paths(value, base)
+        elif is_path_parameter(key) and isinstance(value, str) and value:
+            value = _absolute(value, base)
+        out[key] = value
+    return out
+
+
+def _path_values(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _path_values(value, f"{name}.")
+        elif is_path_parameter(name) and isinstance(value, str) and value:
+            yield name, value
+
+
+def _path_digest(path: Path) -> str:
+    """Contents of a file (a manifest with the images it names), or size and mtime of a folder's files."""
+    from bgrobust.cache import file_digest, files_digest
+
+    if path.is_file():
+        if path.suffix.lower() in (".csv", ".parquet"):
+            from bgrobust.io import DataError
+            from bgrobust.io.manifest import manifest_files
+
+            try:
+                return "manifest " + files_digest(manifest_files(path))
+            except (DataError, OSError):
+                pass  # not a (valid) manifest: its bytes alone; the notebook reports the problem
+        return "file " + file_digest(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(path).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return "folder " + h.hexdigest()[:16]
+    return "missing"
+
+
+def input_files(params: Mapping[str, Any]) -> dict[str, str]:
+    """``{parameter: digest}`` of what every path parameter points to (see :func:`resolve_paths`).
+
+    A file's digest is of its bytes; a manifest's (``.csv`` / ``.parquet``) covers the image
+    files it names too (:func:`bgrobust.io.manifest.manifest_files`); a folder's covers the
+    relative path, size and modification time of every file in it.  Part of :func:`input_hash`,
+    so editing a file in place (even an image under the same name) re-runs the notebook.
+    """
+    return {name: _path_digest(Path(value)) for name, value in _path_values(params)}
 
 
 def parse_overrides(pairs: Iterable[Sequence[str]] | None) -> dict[str, Any]:
@@ -368,7 +471,8 @@ def input_hash(source: bytes | Path, params: Mapping[str, Any], profile: str, li
     source : bytes or Path
         The notebook source (its bytes, or the file).
     params : mapping
-        The final parameters, serialised as sorted JSON.
+        The final parameters, serialised as sorted JSON, and the contents of the files
+        their path parameters point to (:func:`input_files`).
     profile : str
         Profile name.
     lib_digest : str
@@ -381,8 +485,9 @@ def input_hash(source: bytes | Path, params: Mapping[str, Any], profile: str, li
     """
     data = Path(source).read_bytes() if isinstance(source, Path) else bytes(source)
     h = hashlib.sha256()
+    files = json.dumps(input_files(params), sort_keys=True).encode()
     for part in (data, json.dumps(params, sort_keys=True, default=str).encode(),
-                 lib_digest.encode(), profile.encode()):
+                 lib_digest.encode(), profile.encode(), files):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:16]
 
@@ -629,7 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                         dest="overrides", default=[],
                         help="override a parameter; VALUE is parsed as YAML and KEY may be "
-                             "dotted (-p screen.fields_per_strain 2); repeatable")
+                             "dotted (-p screen.fields_per_strain 2); a relative path given to a "
+                             "*_path, *_dir or *_file parameter is read from the current "
+                             "directory; repeatable")
     parser.add_argument("--force", action="store_true", help="run even if the inputs are unchanged")
     parser.add_argument("--out", type=Path, default=BOOK, metavar="DIR",
                         help="folder of the executed notebooks, also the kernels' working "
@@ -694,8 +801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile(args.profile, args.params_dir)
         all_sources = find_sources(args.src_dir)
         sources = find_sources(args.src_dir, args.only)
-        plans = plan_runs(profile, sources, [s.stem for s in all_sources],
-                          parse_overrides(args.overrides), args.out)
+        overrides = resolve_paths(parse_overrides(args.overrides), Path.cwd())
+        plans = plan_runs(profile, sources, [s.stem for s in all_sources], overrides, args.out)
     except RunbookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

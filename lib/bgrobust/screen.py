@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .cache import atomic_dir
+from .cache import atomic_dir, verify_if_sealed
 from .classes import CLASSES
 
 #: Channel order of every field image and crop stack.
@@ -83,18 +83,30 @@ class Screen:
             raise ValueError("this screen has no truth labels (real screens never do)")
         return np.asarray(self.labels[int(i)])
 
+    def describe_field(self, i: int) -> str:
+        """What field ``i`` is, for messages: where its images come from, when known."""
+        describe = getattr(self.images, "describe", None)
+        if callable(describe):
+            return describe(i)
+        row = self.fields.iloc[int(i)]
+        return f"field {int(i)} (strain {row['strain']!r}) of the {self.meta.get('source', 'screen')} screen"
+
     def strain_of_field(self, i: int) -> pd.Series:
         sid = self.fields.iloc[int(i)]["strain"]
         return self.strains.set_index("strain").loc[sid]
 
     # ------------------------------------------------------------------ storage
     def save(self, path) -> Path:
-        """Write the screen to ``path`` (a folder; zarr images, parquet tables), atomically."""
+        """Write the screen to ``path`` (a folder; zarr images, parquet tables), atomically.
+
+        The folder is a sealed cache entry (:func:`bgrobust.cache.atomic_dir`): its manifest
+        lists every zarr chunk, so a missing chunk is found on load instead of read as zeros.
+        """
         import zarr
 
         path = Path(path)
         images = np.stack([self.image(i) for i in range(self.n_fields)])
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, seal=True) as tmp:
             z = zarr.create_array(
                 store=str(tmp / "images.zarr"), shape=images.shape, dtype=images.dtype,
                 chunks=(1,) + images.shape[1:],
@@ -116,12 +128,24 @@ class Screen:
 
     @classmethod
     def load(cls, path) -> "Screen":
-        """Read a screen written by :meth:`save` (images stay on disk, read lazily)."""
+        """Read a screen written by :meth:`save` (images stay on disk, read lazily).
+
+        A sealed folder is first checked against its manifest.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` holds no saved screen.
+        bgrobust.cache.DamagedEntry
+            When a file (e.g. a zarr chunk) is missing, truncated or altered; the message
+            names the folder.
+        """
         import zarr
 
         path = Path(path)
         if not (path / "images.zarr").exists():
             raise FileNotFoundError(f"{path}: not a saved screen (no images.zarr inside)")
+        verify_if_sealed(path)
         images = zarr.open_array(str(path / "images.zarr"), mode="r")
         labels = (
             zarr.open_array(str(path / "labels.zarr"), mode="r")
@@ -145,14 +169,21 @@ class LazyImages:
         Number of fields.
     reader : callable
         ``reader(i)`` returns the ``(3, H, W)`` image of field ``i``.
+    names : sequence of str, optional
+        A description of each field for messages (:meth:`describe`).
     """
 
-    def __init__(self, n: int, reader: Callable[[int], np.ndarray]):
+    def __init__(self, n: int, reader: Callable[[int], np.ndarray], names: Sequence[str] | None = None):
         self._n = int(n)
         self._reader = reader
+        self._names = list(names) if names is not None else None
 
     def __len__(self) -> int:
         return self._n
+
+    def describe(self, i: int) -> str:
+        """What field ``i`` is, for messages (e.g. its strain, site and manifest)."""
+        return self._names[int(i)] if self._names is not None else f"field {int(i)}"
 
     def __getitem__(self, i: int) -> np.ndarray:
         i = int(i)

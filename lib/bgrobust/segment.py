@@ -23,6 +23,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, segmentation
 
+from .constraints import Choice, Integer, Real, check_params
+
 
 @dataclass(frozen=True)
 class SegmentationParams:
@@ -32,6 +34,12 @@ class SegmentationParams:
     threshold: str = "otsu"
     min_area: int = 60
     nucleus_min_area: int = 8
+
+    _parameter_constraints = {"smooth": Real(0), "threshold": Choice(("otsu", "li", "triangle")),
+                              "min_area": Integer(1), "nucleus_min_area": Integer(1)}
+
+    def __post_init__(self):
+        check_params(self)
 
 
 _THRESHOLDS = {"otsu": filters.threshold_otsu, "li": filters.threshold_li,

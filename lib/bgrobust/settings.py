@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import time
 import warnings
 from collections.abc import Mapping
@@ -56,7 +55,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .cache import atomic_dir, code_key, content_key
+from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
+from .constraints import Choice, Integer, check_value
 from .classes import CLASSES, check_classes
 from .crops import CropSet
 from .screen import CHANNELS
@@ -471,7 +471,7 @@ class SettingSets:
     def save(self, path) -> Path:
         """Write to a folder (npy arrays, parquet tables, meta.json), atomically."""
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, seal=True) as tmp:
             _write(tmp, self.images, self.masks, self.table, self.sets, self.meta)
         return path
 
@@ -481,6 +481,7 @@ class SettingSets:
         path = Path(path)
         if not (path / "meta.json").is_file():
             raise FileNotFoundError(f"SettingSets.load: {path} holds no generated settings (no meta.json)")
+        verify_if_sealed(path)
         mode = "r" if mmap else None
         return cls(np.load(path / "images.npy", mmap_mode=mode), np.load(path / "masks.npy", mmap_mode=mode),
                    pd.read_parquet(path / "table.parquet"), pd.read_parquet(path / "sets.parquet"),
@@ -534,17 +535,11 @@ def _cycle(rng, positions: np.ndarray, n: int, sampling: str) -> np.ndarray:
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"generate_settings: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"generate_settings: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return int(check_value(value, Integer(minimum), f"generate_settings: {name}"))
 
 
 def _check_choice(value, name: str, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"generate_settings: {name} must be one of {allowed}, got {value!r}")
-    return value
+    return check_value(value, Choice(allowed), f"generate_settings: {name}")
 
 
 def _check_table(table: pd.DataFrame, columns, where: str) -> None:
@@ -960,9 +955,17 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
     fingerprint = dataset_fingerprint(dataset)
     key = settings_key(dataset, n_cells, random_state, params, fingerprint=fingerprint)
     path = cache_dir / f"settings-{key}"
-    if (path / "meta.json").is_file():
-        return SettingSets.load(path)
 
+    def build(path):
+        _build_settings(path, dataset, n_cells, classes, settings, random_state, params, standardize,
+                        key, fingerprint, progress)
+
+    return load_or_create(path, build, SettingSets.load, what="generated settings")
+
+
+def _build_settings(path, dataset, n_cells, classes, settings, random_state, params, standardize, key,
+                    fingerprint, progress) -> None:
+    """Plan and write the sets of :func:`generate_settings` into the sealed entry ``path``."""
     t0 = time.perf_counter()
     plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
                   params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"],
@@ -977,8 +980,8 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
     short = sets[sets.shortfall]
     if len(short):
         warnings.warn(f"generate_settings: {len(short)} of {len(sets)} sets have fewer than "
-                      f"{n_cells} crops (see sets.shortfall)", stacklevel=2)
-    with atomic_dir(path) as tmp:
+                      f"{n_cells} crops (see sets.shortfall)", stacklevel=5)
+    with atomic_dir(path, seal=True) as tmp:
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.float32,
                                            shape=(n_total, n_channels, size, size))
         masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=bool,
@@ -996,7 +999,6 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
                 "dataset": fingerprint, "n_crops": int(n_total), "n_sets": len(sets),
                 "n_shortfall": int(len(short)), "seconds": round(time.perf_counter() - t0, 3)}
         _write(tmp, None, None, table, sets, meta)
-    return SettingSets.load(path)
 
 
 # --------------------------------------------------------------------------------------

@@ -89,8 +89,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import atomic_file, code_key, content_key
+from .cache import (CacheWarning, atomic_file, check_entry, clean_stale, code_key, content_key, entry_lock,
+                    file_checksum, seal_entry)
 from .classes import CLASSES
+from .constraints import Boolean, Choice, Integer, Optional, Real, check_params, check_value
 from .crops import CropSet
 from .devices import resolve_device
 from .features import array_digest
@@ -124,11 +126,12 @@ INPUTS = ("crop", "masked")
 #: The remedy fields at their defaults: left out of the training key while at these values.
 _REMEDY_DEFAULTS: dict[str, Any] = {"augment": "none", "swap_probability": 0.5, "input": "crop",
                                     "init_from": None}
-_CHECKPOINT = "checkpoint.pt"
+#: End-of-epoch checkpoints: ``checkpoint-e<epoch>-<crc32>.pt``, each written onto a fresh name.
+_CHECKPOINT_GLOB = "checkpoint-e*.pt"
 _WEIGHTS = "weights.pt"
 _HISTORY = "history.csv"
 _META = "meta.json"
-_FORMAT = 1
+_FORMAT = 2
 
 #: The originals' settings (see the module docstring and the reference notes).
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -270,21 +273,12 @@ class TrainParams:
     # -- validation of whatever is set
     def _check(self) -> None:
         def integer(name, lo, optional=True):
-            v = getattr(self, name)
-            if v is None and optional:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"TrainParams.{name} must be an integer >= {lo}, got {v!r}")
+            c = Integer(lo)
+            check_value(getattr(self, name), Optional(c) if optional else c, f"TrainParams.{name}")
 
         def number(name, lo, hi=math.inf, lo_open=True, hi_open=False):
-            v = getattr(self, name)
-            if v is None:
-                return
-            ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-            if not ok:
-                interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-                raise ValueError(f"TrainParams.{name} must be a number in {interval}, got {v!r}")
+            c = Real(lo, None if hi == math.inf else hi, lo_open=lo_open, hi_open=hi_open)
+            check_value(getattr(self, name), Optional(c), f"TrainParams.{name}")
 
         integer("epochs", 1)
         integer("batch_size", 2)
@@ -307,21 +301,11 @@ class TrainParams:
             isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 0 <= k <= 3 for k in self.rot90
         ):
             raise ValueError(f"TrainParams.rot90 must hold integers k in 0..3, got {self.rot90!r}")
-        if self.schedule is not None and self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainParams.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.pair_scope is not None and self.pair_scope not in PAIR_SCOPES:
-            raise ValueError(f"TrainParams.pair_scope must be one of {PAIR_SCOPES}, got {self.pair_scope!r}")
-        for name in ("flips", "independent_flips", "logit_bn", "random_crop", "valid_only"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, (bool, np.bool_)):
-                raise ValueError(f"TrainParams.{name} must be True or False, got {v!r}")
-        if self.augment not in AUGMENTS:
-            raise ValueError(f"TrainParams.augment must be one of {AUGMENTS}, got {self.augment!r}")
-        number("swap_probability", 0, 1)
-        if self.swap_probability is None:
-            raise ValueError("TrainParams.swap_probability must be a number in (0, 1], got None")
-        if self.input not in INPUTS:
-            raise ValueError(f"TrainParams.input must be one of {INPUTS}, got {self.input!r}")
+        check_params(self, {"schedule": Optional(Choice(SCHEDULES)), "pair_scope": Optional(Choice(PAIR_SCOPES)),
+                            **{name: Optional(Boolean()) for name in
+                               ("flips", "independent_flips", "logit_bn", "random_crop")},
+                            "valid_only": Boolean(), "augment": Choice(AUGMENTS),
+                            "swap_probability": Real(0, 1, lo_open=True), "input": Choice(INPUTS)})
         if self.augment != "none" and self.input == "masked":
             raise ValueError(f"TrainParams.augment={self.augment!r} cannot be combined with input='masked': "
                              "a masked input has no background to swap")
@@ -907,22 +891,58 @@ def _batch_loss(name, model, params, images, data, idx, partner, g, remedy=None,
     return loss, accuracy
 
 
-def _load_checkpoint(path: Path, key: str):
-    if not path.exists():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable: never reuse
-        warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
-        return None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT or ckpt.get("key") != key:
-        return None
-    return ckpt
+def _checkpoints(folder: Path) -> list[tuple[int, str, Path]]:
+    """``(epoch, crc32, path)`` of the checkpoints in ``folder``, the latest first."""
+    found = []
+    for path in folder.glob(_CHECKPOINT_GLOB):
+        parts = path.stem.split("-")
+        if len(parts) == 3 and parts[1][1:].isdigit():
+            found.append((int(parts[1][1:]), parts[2], path))
+    return sorted(found, reverse=True)
 
 
-def _save_checkpoint(path: Path, **payload) -> None:
-    with atomic_file(path) as tmp:
-        torch.save({"format": _FORMAT, **payload}, tmp)
+def _load_checkpoint(folder: Path, key: str):
+    """The latest undamaged checkpoint of the training ``key`` in ``folder``, or None.
+
+    A checkpoint whose bytes do not match the CRC-32 in its name, or that cannot be read,
+    is skipped with a warning naming it (an older one, if any, is used instead).
+    """
+    for _, crc, path in _checkpoints(folder):
+        try:
+            if file_checksum(path) != crc:
+                raise ValueError(f"its checksum differs from the {crc} in its name")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:  # damaged or unreadable: never reuse
+            warnings.warn(f"ignoring unreadable checkpoint {path}: {exc}", RuntimeWarning, stacklevel=3)
+            continue
+        if isinstance(ckpt, dict) and ckpt.get("format") == _FORMAT and ckpt.get("key") == key:
+            return ckpt
+    return None
+
+
+def _save_checkpoint(folder: Path, epoch: int, **payload) -> None:
+    """Write the checkpoint of ``epoch`` onto a fresh name, then remove the older ones.
+
+    The file is written under a temporary name and renamed onto
+    ``checkpoint-e<epoch>-<crc32>.pt``; a run killed at any moment leaves the previous
+    checkpoint or the new one, both whole.
+    """
+    staging = folder / f"checkpoint-e{epoch:05d}.pt"
+    with atomic_file(staging) as tmp:
+        torch.save({"format": _FORMAT, "epoch": epoch, **payload}, tmp)
+    final = folder / f"checkpoint-e{epoch:05d}-{file_checksum(staging)}.pt"
+    os.replace(staging, final)
+    for _, _, old in _checkpoints(folder):
+        if old != final:
+            old.unlink(missing_ok=True)
+
+
+def _remove_checkpoints(folder: Path) -> None:
+    """Remove every checkpoint, and any staging file of a run killed between two renames."""
+    for path in folder.glob(_CHECKPOINT_GLOB):
+        path.unlink(missing_ok=True)
 
 
 def train(
@@ -1008,7 +1028,8 @@ def train(
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        ckpt = _load_checkpoint(folder / _CHECKPOINT, key)
+        clean_stale(folder)
+        ckpt = _load_checkpoint(folder, key)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -1055,7 +1076,7 @@ def train(
             seconds += time.perf_counter() - t0
             history = pd.DataFrame(rows, columns=columns)
             if folder is not None:
-                _save_checkpoint(folder / _CHECKPOINT, key=key, epoch=epoch + 1, step=step, seconds=seconds,
+                _save_checkpoint(folder, epoch + 1, key=key, step=step, seconds=seconds,
                                  model=model.state_dict(), optimizer=optimizer.state_dict(),
                                  history={"columns": columns, "rows": [[r.get(c) for c in columns] for r in rows]})
             if callback is not None:
@@ -1077,16 +1098,28 @@ def train(
                 "steps_per_epoch": steps_per_epoch, "batch_size": batch, "device": str(dev)}
         with atomic_file(folder / _META) as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
-        (folder / _CHECKPOINT).unlink(missing_ok=True)
+        seal_entry(folder, files=[_WEIGHTS, _HISTORY, _META])
+        _remove_checkpoints(folder)
     return TrainResult(name=name, model=model, history=history, path=path, labels=tuple(data.classes),
                        params=params, key=key, n_train=n, seconds=seconds)
 
 
-def _load_result(folder: Path, name: str, key: str, params: TrainParams) -> TrainResult | None:
+def _load_result(folder: Path, name: str, key: str, params: TrainParams, warn: bool = True) -> TrainResult | None:
+    """The finished training in ``folder`` if it is whole; None otherwise (damage is warned about)."""
     meta_path = folder / _META
-    if not meta_path.exists() or not (folder / _WEIGHTS).exists():
+    if not meta_path.exists():
         return None
-    meta = json.loads(meta_path.read_text())
+    problem = check_entry(folder)
+    if problem is None:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, OSError) as exc:
+            problem = f"{_META} cannot be read ({exc})"
+    if problem is not None:
+        if warn:
+            warnings.warn(f"trained model {folder} is damaged ({problem}); training it again", CacheWarning,
+                          stacklevel=3)
+        return None
     if meta.get("key") != key:
         return None
     labels = tuple(meta["labels"])
@@ -1110,8 +1143,12 @@ def load_or_train(
     """:func:`train` with an on-disk cache: ``cache_dir/<name>-<key>/``.
 
     A finished training with the same key (model, resolved parameters, data fingerprint, code of
-    :mod:`bgrobust.train` and :mod:`bgrobust.models`) is loaded instead of retrained; an
-    interrupted one resumes from its last complete epoch.
+    :mod:`bgrobust.train` and :mod:`bgrobust.models`, package versions) is loaded instead of
+    retrained, after its files are checked against their manifest (a damaged one is trained
+    again, with a :class:`~bgrobust.cache.CacheWarning` naming the folder); an interrupted one
+    resumes from its last complete epoch.  The training runs under the key's lock
+    (:func:`bgrobust.cache.entry_lock`): a second process asking for the same model waits for it
+    and loads its result.
 
     Parameters
     ----------
@@ -1142,10 +1179,15 @@ def load_or_train(
     key = training_key(name, crops, params)
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared") / "models"
     folder = cache_dir / f"{name}-{key}"
-    cached = _load_result(folder, name, key, params)
+    # without the lock a result may be half-written by another process: no verdict yet
+    cached = _load_result(folder, name, key, params, warn=False)
     if cached is not None:
         return cached
-    return train(name, crops, params, checkpoint_dir=folder, progress=progress, device=device)
+    with entry_lock(folder):  # a second process training the same key waits, then loads
+        cached = _load_result(folder, name, key, params)
+        if cached is not None:
+            return cached
+        return train(name, crops, params, checkpoint_dir=folder, progress=progress, device=device)
 
 
 # ------------------------------------------------------------------------------ plotting

@@ -92,6 +92,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .constraints import Choice, Integer, Optional, Pair, Real, check_params
 from .models.preprocess import minmax_scale
 from .screen import CHANNELS
 
@@ -688,30 +689,31 @@ class VAEParams:
     max_crops_per_epoch: int | None = None
     max_steps: int | None = None
 
+    _parameter_constraints = {
+        "epochs": Integer(1), "batch_size": Integer(2), "lr": Real(0, lo_open=True),
+        "adam_betas": Pair(Real(0, 1, hi_open=True)), "adam_eps": Real(0, lo_open=True),
+        "disc_lr": Real(0, lo_open=True), "disc_momentum": Real(0, 1, hi_open=True),
+        "weight_decay": Real(0, 1, hi_open=True), "latent_dim": Integer(1), "width": Real(0, lo_open=True),
+        "beta": Real(0), "adv_weight": Real(0), "adv_delay": Real(0), "adv_stagger": Real(0),
+        "adv_ramp": Real(0), "normalization": Choice(("minmax", "max")), "seed": Integer(0),
+        "max_crops_per_epoch": Optional(Integer(2)), "max_steps": Optional(Integer(1)),
+    }
+    _parameter_rules = (
+        ("channels", lambda p: isinstance(p.channels, tuple) and bool(p.channels) and all(c in CHANNELS for c in p.channels)
+         and len(set(p.channels)) == len(p.channels),
+         "must be distinct names from " + str(CHANNELS) + ", got {p.channels}"),
+        ("max_crops_per_epoch", lambda p: p.max_crops_per_epoch is None or p.max_crops_per_epoch >= p.batch_size,
+         "({p.max_crops_per_epoch}) must be >= batch_size ({p.batch_size})"),
+    )
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "channels", tuple(self.channels))
-        object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError(f"VAEParams: need epochs >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
-        if self.latent_dim < 1 or not self.width > 0:
-            raise ValueError(f"VAEParams: need latent_dim >= 1 and width > 0, got {self.latent_dim}, {self.width}")
-        if self.lr <= 0 or self.disc_lr <= 0 or not 0 <= self.weight_decay < 1:
-            raise ValueError("VAEParams: learning rates must be > 0 and weight_decay in [0, 1)")
-        if self.beta < 0 or self.adv_weight < 0:
-            raise ValueError(f"VAEParams: beta and adv_weight must be >= 0, got {self.beta}, {self.adv_weight}")
-        if min(self.adv_delay, self.adv_stagger, self.adv_ramp) < 0:
-            raise ValueError("VAEParams: adv_delay, adv_stagger and adv_ramp must be >= 0")
-        if self.normalization not in ("minmax", "max"):
-            raise ValueError(f"VAEParams: normalization must be 'minmax' or 'max', got {self.normalization!r}")
-        unknown = [c for c in self.channels if c not in CHANNELS]
-        if not self.channels or unknown:
-            raise ValueError(f"VAEParams: channels must be a non-empty subset of {CHANNELS}, got {self.channels}")
-        if self.max_crops_per_epoch is not None and self.max_crops_per_epoch < self.batch_size:
-            raise ValueError(
-                f"VAEParams: max_crops_per_epoch ({self.max_crops_per_epoch}) must be >= batch_size ({self.batch_size})"
-            )
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"VAEParams: max_steps must be >= 1, got {self.max_steps}")
+        if isinstance(self.channels, (list, tuple)):
+            object.__setattr__(self, "channels", tuple(self.channels))
+        betas = self.adam_betas
+        if isinstance(betas, (list, tuple)) and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                                    for b in betas):
+            object.__setattr__(self, "adam_betas", tuple(float(b) for b in betas))
+        check_params(self)
 
     @classmethod
     def demo(cls, **overrides: Any) -> "VAEParams":

@@ -32,7 +32,7 @@ Examples
 ...                         "localization": [None]})
 >>> fields = pd.DataFrame({"field": [0], "strain": ["s0"], "plate": [1], "well": ["A01"],
 ...                        "site": [0]})
->>> screen = Screen(strains, fields, np.zeros((1, 3, 8, 8), np.uint16))
+>>> screen = Screen(strains, fields, np.ones((1, 3, 8, 8), np.uint16))
 >>> path = write_manifest(screen, pathlib.Path(tempfile.mkdtemp()) / "screen")
 >>> load_screen(path).image(0).shape
 (3, 8, 8)
@@ -40,13 +40,15 @@ Examples
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..cache import atomic_dir
+from ..cache import files_digest, tmp_sibling
 from ..screen import CHANNELS, LazyImages, Screen
 from .images import DataError, read_image
 from .yeastgfp import join_by_orf
@@ -181,8 +183,15 @@ def read_manifest(path) -> pd.DataFrame:
 
 
 def _read_field(paths: tuple[str, ...], what: str) -> np.ndarray:
-    """Read the channel files of one field and stack them as ``(len(paths), H, W)``."""
+    """Read the channel files of one field and stack them as ``(len(paths), H, W)``.
+
+    A plane whose pixels are all 0 (an empty or failed acquisition) is an error naming
+    its file.
+    """
     planes = [read_image(p, what=f"{ch} image of {what}") for p, ch in zip(paths, CHANNELS)]
+    for p, ch, plane in zip(paths, CHANNELS, planes):
+        if plane.size and not plane.any():
+            raise DataError(f"{ch} image of {what} {p}: every pixel is 0 (an empty or failed acquisition)")
     shapes = {p.shape for p in planes}
     if len(shapes) > 1:
         listed = ", ".join(f"{ch} {plane.shape}" for ch, plane in zip(CHANNELS, planes))
@@ -209,7 +218,8 @@ def load_screen(path, labels: pd.DataFrame | None = None) -> Screen:
     screen : bgrobust.screen.Screen
         ``strains`` (one row per strain, in order of first appearance), ``fields`` (one
         row per manifest row, in file order; the manifest's ``field`` is ``site``) and
-        ``images``, a :class:`bgrobust.screen.LazyImages`.  ``screen.image(i)`` reads
+        ``images``, a :class:`bgrobust.screen.LazyImages`; ``meta["content"]`` is the digest
+        of the manifest and image files (:func:`manifest_files`).  ``screen.image(i)`` reads
         the three files of field ``i`` with :func:`bgrobust.io.read_image`, checks that
         their shapes agree and stacks them in the order
         :data:`bgrobust.screen.CHANNELS`.  The stack keeps the files' integer dtype when
@@ -218,8 +228,9 @@ def load_screen(path, labels: pd.DataFrame | None = None) -> Screen:
     Raises
     ------
     DataError
-        From :func:`read_manifest` when the manifest is invalid, and when a field is
-        read, if one of its files is unreadable or the shapes differ.
+        From :func:`read_manifest` when the manifest is invalid; when ``labels`` match no
+        ORF of the manifest; and when a field is read, if one of its files is unreadable,
+        all zeros or the shapes differ.
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -228,6 +239,13 @@ def load_screen(path, labels: pd.DataFrame | None = None) -> Screen:
     )
     if labels is not None:
         strains = join_by_orf(strains, labels)
+        if strains.attrs["join"]["matched"] == 0:
+            source = labels.attrs.get("source", "the label table")
+            raise DataError(
+                f"labels {source}: no ORF of manifest {path} has a label, so every strain would be "
+                f"unlabelled (ORFs in the manifest: {_listing(sorted(strains['orf'].astype(str).unique()))}); "
+                "is it the label table of this screen?"
+            )
     else:
         strains["kind"] = "unlabelled"
         strains["localization"] = None
@@ -238,49 +256,89 @@ def load_screen(path, labels: pd.DataFrame | None = None) -> Screen:
         "well": manifest["well"].to_numpy(),
         "site": manifest["field"].to_numpy(),
     })
-    readers = [
-        functools.partial(
-            _read_field, tuple(row[list(CHANNELS)]),
-            f"field {i} (strain {row['strain']!r}, site {row['field']}) of manifest {path}",
-        )
-        for i, row in manifest.iterrows()
-    ]
-    images = LazyImages(len(readers), lambda i: readers[i]())
+    names = [f"field {i} (strain {row['strain']!r}, site {row['field']}) of manifest {path}"
+             for i, row in manifest.iterrows()]
+    readers = [functools.partial(_read_field, tuple(row[list(CHANNELS)]), name)
+               for (_, row), name in zip(manifest.iterrows(), names)]
+    images = LazyImages(len(readers), lambda i: readers[i](), names=names)
     return Screen(strains=strains, fields=fields, images=images,
-                  meta={"source": "manifest", "manifest": str(path.resolve())})
+                  meta={"source": "manifest", "manifest": str(path.resolve()),
+                        "content": files_digest(_files(path, manifest))})
 
 
-def write_manifest(screen: Screen, folder) -> Path:
+def manifest_files(path) -> list[Path]:
+    """The manifest and every image file it names, in manifest order (checked by :func:`read_manifest`).
+
+    Their contents make up a manifest screen's identity: ``load_screen(path).meta["content"]``
+    is their digest (:func:`bgrobust.cache.files_digest`), part of the dataset's cache key, so
+    an image rewritten under the same name gives a new key.
+    """
+    return _files(Path(path), read_manifest(path))
+
+
+def _files(path: Path, manifest: pd.DataFrame) -> list[Path]:
+    return [path, *(Path(p) for row in manifest[list(CHANNELS)].itertuples(index=False) for p in row)]
+
+
+#: The names :func:`write_manifest` gives the image files (relative to the folder).
+_WRITTEN_IMAGE = re.compile(r"^images/field\d{5}_(%s)\.tif$" % "|".join(CHANNELS))
+
+
+def write_manifest(screen: Screen, folder, *, overwrite: bool = False) -> Path:
     """Write ``screen`` as one TIFF per field and channel plus ``manifest.csv``.
 
-    ``folder`` is written atomically and replaced if it exists.  Images go to
-    ``folder/images/field<i>_<channel>.tif`` in the screen's own dtype (floats come
-    back as float32 from :func:`load_screen`).  Truth labels and cells, if any, are not
-    written: a manifest describes what a microscope gives.
+    Images go to ``folder/images/field<i>_<channel>.tif`` in the screen's own dtype
+    (floats come back as float32 from :func:`load_screen`).  Truth labels and cells, if
+    any, are not written: a manifest describes what a microscope gives.  Everything is
+    written into a temporary folder first, so a failure leaves ``folder`` as it was.
 
     Parameters
     ----------
     screen : bgrobust.screen.Screen
         Any screen (synthetic or real) with ``(3, H, W)`` field images.
     folder : str or path-like
-        The output folder.
+        The output folder: new, or empty, unless ``overwrite``.
+    overwrite : bool, default False
+        Write into a folder that is not empty.  Only the files an earlier
+        ``write_manifest`` wrote there are removed (its ``manifest.csv`` and the
+        ``images/field<i>_<channel>.tif`` that manifest names); everything else (notes,
+        raw data, other images) stays.
 
     Returns
     -------
     path : pathlib.Path
         ``folder/manifest.csv``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``folder`` is not empty and ``overwrite`` is False, or if one of the new files
+        would replace a file that ``write_manifest`` did not write.
+    DataError
+        If a field image is not ``(3, H, W)``.
     """
     import tifffile
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"write_manifest: {folder} is a file, not a folder")
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if present and not overwrite:
+        raise FileExistsError(
+            f"write_manifest: {folder} is not empty ({len(present)} entries: {_listing(present)}); "
+            "choose a new folder, or pass overwrite=True to replace only the files an earlier "
+            "write_manifest wrote there"
+        )
     strains = screen.strains.set_index("strain")
     fields = screen.fields
     sites = (
         fields["site"] if "site" in fields.columns else fields.groupby("strain", sort=False).cumcount()
     )
     rows = []
-    with atomic_dir(folder) as tmp:
-        (tmp / "images").mkdir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_sibling(folder)
+    (tmp / "images").mkdir(parents=True)
+    try:
         for i in range(screen.n_fields):
             image = screen.image(i)
             if image.ndim != 3 or image.shape[0] != len(CHANNELS):
@@ -299,4 +357,44 @@ def write_manifest(screen: Screen, folder) -> Path:
             rows.append(row)
         columns = [*MANIFEST_COLUMNS[:5], "gene", *CHANNELS]
         pd.DataFrame(rows, columns=columns).to_csv(tmp / "manifest.csv", index=False)
+        if present:
+            _replace_written(folder, tmp, [r[c] for r in rows for c in CHANNELS])
+        else:
+            if folder.is_dir():
+                folder.rmdir()  # empty
+            os.rename(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder / "manifest.csv"
+
+
+def _written_before(folder: Path) -> list[str]:
+    """The files an earlier :func:`write_manifest` wrote in ``folder`` (relative paths)."""
+    old = folder / "manifest.csv"
+    if not old.is_file():
+        return []
+    try:
+        table = pd.read_csv(old, dtype=str, keep_default_na=False)
+    except Exception:  # noqa: BLE001 - not ours if it cannot be read
+        return []
+    if not set(CHANNELS) <= set(table.columns):
+        return []
+    names = {n for c in CHANNELS for n in table[c] if _WRITTEN_IMAGE.match(n)}
+    return ["manifest.csv", *sorted(n for n in names if (folder / n).is_file())]
+
+
+def _replace_written(folder: Path, staged: Path, images: list[str]) -> None:
+    """Move the staged files into ``folder``, removing only what write_manifest wrote there before."""
+    ours = set(_written_before(folder))
+    clash = [n for n in [*images, "manifest.csv"] if (folder / n).exists() and n not in ours]
+    if clash:
+        raise FileExistsError(
+            f"write_manifest: {folder} holds {_listing(clash)}, which an earlier write_manifest did not "
+            "write; it is left alone: choose a new folder"
+        )
+    for name in sorted(ours):
+        (folder / name).unlink()
+    (folder / "images").mkdir(exist_ok=True)
+    for name in images:
+        os.replace(staged / name, folder / name)
+    os.replace(staged / "manifest.csv", folder / "manifest.csv")  # last: the manifest names only new files

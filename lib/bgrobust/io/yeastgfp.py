@@ -241,6 +241,7 @@ def single_localized(
     values = localization.to_numpy(dtype=object)
     labels = _label_frame(table, keep, "single", values, [(c,) for c in values])
     labels.attrs["excluded_classes"] = excluded
+    labels.attrs["source"] = _source(table)
     return labels
 
 

@@ -17,6 +17,7 @@ random stream, so the screen is identical whatever the number of parallel worker
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields as dc_fields
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ..cache import code_key, content_key
+from ..cache import code_key, content_key, load_or_create
 from ..classes import CLASSES
+from ..constraints import Choice, Integer, Pair, Real, check_params
 from ..screen import PROPORTION_COLUMNS, Screen
 from .biology import sample_abundance, sample_multi_localization
 from .geometry import REFERENCE_PIXEL_SIZE, place_cells, rasterise
@@ -37,38 +39,6 @@ FRACTION_COLUMNS: tuple[str, ...] = tuple(f"f:{c}" for c in CLASSES)
 
 #: The two kinds of multi-localized protein.
 MIXINGS = ("within_cell", "between_cells")
-
-# (type, low, high) of every numeric parameter; ranges are inclusive, None = open.
-_CONSTRAINTS: dict[str, tuple] = {
-    "proteins_per_class": (int, 1, None), "n_multi": (int, 0, None),
-    "fields_per_strain": (int, 1, None), "n_plates": (int, 1, None),
-    "p_within_cell": (float, 0.0, 1.0), "mixture_concentration": (float, 1e-3, None),
-    "pixel_size": (float, 0.02, 2.0), "p_budded": (float, 0.0, 1.0), "p_divided": (float, 0.0, 1.0),
-    "cell_overlap": (float, 0.3, 1.5), "plate_skew": (float, 1e-3, None),
-    "gfp_brightness": (float, 0.0, None), "brightness_exponent": (float, 0.0, 2.0), "cell_abundance_sd": (float, 0.0, 3.0),
-    "autofluorescence": (float, 0.0, None), "medium": (float, 0.0, None),
-    "nuclear_marker": (float, 0.0, None), "cytoplasm_marker": (float, 0.0, None),
-    "marker_vacuole_contrast": (float, 0.0, 1.0), "texture": (float, 0.0, 2.0),
-    "psf_sigma": (float, 0.0, 2.0), "defocus_fraction": (float, 0.0, 1.0),
-    "defocus_sigma": (float, 0.0, 5.0), "p_out_of_focus": (float, 0.0, 1.0),
-    "p_dead": (float, 0.0, 1.0), "debris_per_field": (float, 0.0, None),
-    "read_noise": (float, 0.0, None), "offset_mean": (float, 0.0, 60000.0),
-    "offset_sd": (float, 0.0, None), "gain_sd": (float, 0.0, 3.0),
-    "vignette_max": (float, 0.0, 1.0), "tilt_max": (float, 0.0, 1.0),
-}
-_RANGES = {"cells_per_field": (int, 1), "cell_size": (float, 0.1), "diffuse_fraction": (float, 0.0),
-           "field_shape": (int, 64)}
-
-
-def _check(name, value, kind, lo, hi):
-    ok_type = isinstance(value, (int, np.integer)) if kind is int else isinstance(value, (int, float, np.number))
-    if isinstance(value, bool) or not ok_type:
-        raise ValueError(f"ScreenConfig.{name}: must be {'an integer' if kind is int else 'a number'}, "
-                         f"got {value!r}")
-    if not np.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"ScreenConfig.{name}: must be {bounds}, got {value!r}")
-
 
 @dataclass(frozen=True)
 class ScreenConfig:
@@ -200,22 +170,28 @@ class ScreenConfig:
     vignette_max: float = 0.35
     tilt_max: float = 0.15
 
+    _parameter_constraints: ClassVar[dict] = {
+        "seed": Integer(0), "proteins_per_class": Integer(1), "n_multi": Integer(0),
+        "p_within_cell": Real(0, 1), "mixture_concentration": Real(0, lo_open=True),
+        "fields_per_strain": Integer(1), "field_shape": Pair(Integer(64)),
+        "pixel_size": Real(0.02, 2.0), "cells_per_field": Pair(Integer(1), ordered=True),
+        "cell_size": Pair(Real(0.1), ordered=True), "p_budded": Real(0, 1), "p_divided": Real(0, 1),
+        "cell_overlap": Real(0.3, 1.5), "plate_format": Choice([96, 384]), "n_plates": Integer(1),
+        "plate_skew": Real(0, lo_open=True), "gfp_brightness": Real(0), "brightness_exponent": Real(0, 2),
+        "cell_abundance_sd": Real(0, 3), "diffuse_fraction": Pair(Real(0, 1), ordered=True),
+        "autofluorescence": Real(0), "medium": Real(0), "nuclear_marker": Real(0),
+        "cytoplasm_marker": Real(0), "marker_vacuole_contrast": Real(0, 1), "texture": Real(0, 2),
+        "psf_sigma": Real(0, 2), "defocus_fraction": Real(0, 1), "defocus_sigma": Real(0, 5),
+        "p_out_of_focus": Real(0, 1), "p_dead": Real(0, 1), "debris_per_field": Real(0),
+        "read_noise": Real(0), "offset_mean": Real(0, 60000), "offset_sd": Real(0), "gain_sd": Real(0, 3),
+        "vignette_max": Real(0, 1, hi_open=True), "tilt_max": Real(0, 1, hi_open=True),
+    }
+
     def __post_init__(self):
-        for name, (kind, lo) in _RANGES.items():
+        for name in ("field_shape", "cells_per_field", "cell_size", "diffuse_fraction"):
             value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-                raise ValueError(f"ScreenConfig.{name}: must be a pair (low, high), got {value!r}")
-            value = tuple(value)
-            for v in value:
-                _check(name, v, kind, lo, 1.0 if name == "diffuse_fraction" else None)
-            if value[0] > value[1]:
-                raise ValueError(f"ScreenConfig.{name}: low {value[0]} is above high {value[1]}")
-            object.__setattr__(self, name, value)
-        _check("seed", self.seed, int, 0, None)
-        for name, (kind, lo, hi) in _CONSTRAINTS.items():
-            _check(name, getattr(self, name), kind, lo, hi)
-        if self.plate_format not in (96, 384):
-            raise ValueError(f"ScreenConfig.plate_format: must be 96 or 384, got {self.plate_format}")
+            object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else value)
+        check_params(self)
         n_strains = self.proteins_per_class * len(CLASSES) + self.n_multi
         if n_strains > self.n_plates * self.plate_format:
             raise ValueError(
@@ -542,6 +518,5 @@ def load_or_generate(config: ScreenConfig | None = None, cache_dir=None, *, n_jo
     config = config or ScreenConfig()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     path = cache_dir / f"screen-{screen_key(config)}"
-    if not (path / "meta.json").exists():
-        generate_screen(config, n_jobs=n_jobs, progress=progress).save(path)
-    return Screen.load(path)
+    return load_or_create(path, lambda p: generate_screen(config, n_jobs=n_jobs, progress=progress).save(p),
+                          Screen.load, what="synthetic screen")
