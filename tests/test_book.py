@@ -61,3 +61,20 @@ def test_book_builds_without_warnings(built_book):
     assert (html / "book" / "intro.html").exists()
     for src in runbook.find_sources():
         assert (html / "book" / f"{src.stem}.html").exists(), f"no page for {src.stem}"
+
+
+def test_chapter_1_without_real_crops_says_what_it_needs(tmp_path):
+    """The realism section's other path: no real crops, a message, and the chapter still runs."""
+    out = tmp_path / "book"
+    out.mkdir()
+    rc = runbook.main(["--profile", "ci", "--out", str(out), "--only", "01_dataset", "--force",
+                       "-p", "pci_crops_path", str(tmp_path / "no-such-folder")])
+    assert rc == 0
+    nb = nbformat.read(out / "01_dataset.ipynb", as_version=4)
+    texts = [out_.get("data", {}).get("application/papermill.record/text/plain", "")
+             for cell in nb.cells if cell.cell_type == "code" for out_ in cell.get("outputs", [])
+             if out_.get("metadata", {}).get("scrapbook", {}).get("name") == "realism_note"]
+    assert texts and "they were not found, so it is skipped" in texts[0]
+    acc = [out_ for cell in nb.cells if cell.cell_type == "code" for out_ in cell.get("outputs", [])
+           if out_.get("metadata", {}).get("scrapbook", {}).get("name") == "realism_acc"]
+    assert acc and "n/a" in str(acc[0]["data"])
