@@ -5,7 +5,7 @@ import pytest
 
 from bgrobust.segment import centre_cell_mask
 from bgrobust.synth.realism import (
-    compare_crops, crop_statistics, crops_like, holdout_split, pixel_features, scale_crops,
+    compare_crops, crop_statistics, crops_like, example_crops, holdout_split, pixel_features, scale_crops,
     two_sample_accuracy,
 )
 
@@ -95,3 +95,10 @@ def test_holdout_split_and_crops_like():
     assert crops_like(table, strains, "mitochondrion").tolist() == [True, False, False, False, False]
     assert crops_like(table, strains, ("cytoplasm", "nucleus")).tolist() == [False, True, False, False, True]
     assert crops_like(table, strains, "cytoplasm").tolist() == [False, False, False, True, False]
+
+    with pytest.raises(ValueError, match="crops_like"):
+        crops_like(table, strains, "mitochondria")
+    images = np.arange(5)[:, None]
+    real, synth = example_crops(np.arange(6), [("mitochondrion",)] * 6, list("AABBCC"), images, table, strains,
+                                "mitochondrion", n=5, random_state=0)
+    assert real.tolist() == [1, 3, 5] and synth.tolist() == [[0]]   # held-out half only, one synthetic match

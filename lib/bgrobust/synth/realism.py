@@ -298,18 +298,35 @@ def crops_like(table: pd.DataFrame, strains: pd.DataFrame, classes) -> np.ndarra
         ``Screen.strains`` of the synthetic screen.
     classes : str or sequence of str
     """
+    from ..classes import check_classes
+    from ..screen import PROPORTION_COLUMNS
+
     classes = (classes,) if isinstance(classes, str) else tuple(classes)
-    props = strains.set_index("strain")[[f"p:{c}" for c in sorted(set(strains.columns.str[2:]) & set(
-        c[2:] for c in strains.columns if c.startswith("p:")))]]
-    on = props.gt(0)
-    wanted = on.columns.isin([f"p:{c}" for c in classes])
-    exact = (on.loc[:, wanted].all(axis=1)) & (~on.loc[:, ~wanted]).all(axis=1)
-    kind = strains.set_index("strain")
+    check_classes(classes, where="crops_like")
+    by_strain = strains.set_index("strain")
+    on = by_strain.reindex(columns=list(PROPORTION_COLUMNS), fill_value=0).gt(0)
+    wanted = np.isin(PROPORTION_COLUMNS, [f"p:{c}" for c in classes])
+    exact = on.loc[:, wanted].all(axis=1) & ~on.loc[:, ~wanted].any(axis=1)
     if len(classes) == 1:
-        keep = exact & kind["kind"].eq("single")
+        keep = exact & by_strain["kind"].eq("single")
     else:
-        keep = exact & kind["mixing"].eq("within_cell")
-    return table["strain"].isin(keep[keep].index).to_numpy()
+        keep = exact & by_strain["mixing"].eq("within_cell")
+    return table["strain"].isin(keep.index[keep]).to_numpy()
+
+
+def example_crops(real_images, real_classes, real_groups, synthetic_images, synthetic_table, strains,
+                  classes, *, n: int = 5, held_out: bool = True,
+                  random_state=None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random real crops of ``classes`` (held-out half, by protein ``real_groups``) and
+    ``n`` synthetic crops like them (:func:`crops_like`)."""
+    rng = np.random.default_rng(random_state)
+    classes = (classes,) if isinstance(classes, str) else tuple(classes)
+    real_classes = [tuple(c) for c in real_classes]
+    keep = holdout_split(real_groups) if held_out else np.ones(len(real_classes), bool)
+    r_idx = np.flatnonzero(keep & np.array([c == classes for c in real_classes]))
+    s_idx = np.flatnonzero(crops_like(synthetic_table, strains, classes))
+    pick = lambda idx: np.sort(rng.choice(idx, min(n, len(idx)), replace=False))  # noqa: E731
+    return np.asarray(real_images)[pick(r_idx)], np.asarray(synthetic_images)[pick(s_idx)]
 
 
 def real_vs_synthetic(real_images, real_classes, real_groups, synthetic_images, synthetic_table,
