@@ -15,11 +15,12 @@ import pytest
 import tifffile
 
 from bgrobust import cache as C
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.classify import SVMProtocol, evaluate_pairs, pairwise_accuracy
 from bgrobust.dataset import DatasetParams, build_dataset, load_or_build, open_screen
 from bgrobust.io import DataError, HUH_LOCALIZATIONS, load_screen, write_manifest
-from bgrobust.screen import CHANNELS, Screen
+from bgrobust.vocabulary import CHANNELS
+from bgrobust.screen import Screen
 from bgrobust.segment import SegmentationParams
 from bgrobust.synth import ScreenConfig, load_or_generate
 

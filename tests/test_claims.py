@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from bgrobust import claims
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 
 
 def test_paired_difference_by_hand():

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from bgrobust import classify
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.classify import (
     SVMProtocol,
     evaluate_pairs,

@@ -10,6 +10,7 @@ import torch
 
 from bgrobust import features as FE
 from bgrobust import models as M
+from bgrobust.cache import array_digest
 from bgrobust.crops import CropSet
 
 WIDTH = 0.125
@@ -222,6 +223,6 @@ def test_array_digest_memmap_and_copies_agree(tmp_path, crops):
     path = tmp_path / "a.npy"
     np.save(path, crops)
     mm = np.load(path, mmap_mode="r")
-    assert FE.array_digest(mm) == FE.array_digest(crops) == FE.array_digest(np.asfortranarray(crops))
-    assert FE.array_digest(crops[:4]) != FE.array_digest(crops)
-    assert FE.array_digest(crops.reshape(5, 3, 4096)) != FE.array_digest(crops)
+    assert array_digest(mm) == array_digest(crops) == array_digest(np.asfortranarray(crops))
+    assert array_digest(crops[:4]) != array_digest(crops)
+    assert array_digest(crops.reshape(5, 3, 4096)) != array_digest(crops)

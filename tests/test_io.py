@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.io import (
     DataError,
     HUH_LOCALIZATIONS,
@@ -24,7 +24,8 @@ from bgrobust.io import (
     single_localized,
     write_manifest,
 )
-from bgrobust.screen import CHANNELS, LazyImages, Screen
+from bgrobust.vocabulary import CHANNELS
+from bgrobust.screen import LazyImages, Screen
 
 # ----------------------------------------------------------------------------- images
 

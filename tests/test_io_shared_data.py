@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.io import (
     gene_to_orf,
     huh_labels,

@@ -16,7 +16,7 @@ from torch import nn
 
 from bgrobust import models as M
 from bgrobust.models import convert
-from bgrobust.screen import CHANNELS
+from bgrobust.vocabulary import CHANNELS
 
 INPUTS = {"pifia": (1, 64), "pci": (2, 64), "deeploc": (2, 60)}
 

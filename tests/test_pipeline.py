@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from bgrobust import pipeline
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.classify import SVMProtocol, evaluate_pairs, pairwise_accuracy, pairwise_predictions
 
 

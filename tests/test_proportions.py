@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bgrobust.classes import CLASSES, SORTED_CLASSES
+from bgrobust.vocabulary import CLASSES, SORTED_CLASSES
 from bgrobust.paths import SHARED_DATA
 from bgrobust.proportions import (
     MultinomialLR, classification_report, compare_reports, disagreement_table,

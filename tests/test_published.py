@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bgrobust import published, tables
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.paths import SHARED_DATA
 
 PAPER = SHARED_DATA / "paper-results" / "swap_experiments" / "results"

@@ -9,9 +9,10 @@ from bgrobust.crops import CropSet
 from bgrobust.dataset import Dataset, build_dataset
 from bgrobust.paths import SHARED_DATA
 import bgrobust.settings as settings_module
-from bgrobust.settings import (EXAMPLE_PAIR_DIR, SETTING_NAMES, SETTINGS, _rng, composite, composite_example,
-                               example_per_setting, generate_settings, pixel_values, protein_stats,
-                               read_example_pair, standardisation_histograms, standardize, stats_for)
+from bgrobust.imageops import composite, composite_example, protein_stats, standardize, stats_for
+from bgrobust.settings import (_rng, example_per_setting, generate_settings, pixel_values, read_example_pair,
+                               standardisation_histograms)
+from bgrobust.vocabulary import EXPERIMENT_TITLES, EXPERIMENTS
 from bgrobust.synth import ScreenConfig, generate_screen
 
 # tiny screen (~2 s): 2 proteins per class, sparse fields so that some classes have cell-free crops
@@ -21,6 +22,7 @@ CFG = ScreenConfig.from_dict({"proteins_per_class": 2, "n_multi": 0, "fields_per
 # classes of that screen whose two proteins both have cell-free crops
 CLASSES4 = ("cytoplasm", "Golgi", "mitochondrion", "spindle pole")
 N = 5
+EXAMPLE_PAIR = "paper-results/generate_data_example"
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,9 @@ def _stats(ds):
 
 # -- compositing -----------------------------------------------------------------------
 
-@pytest.mark.skipif(not (SHARED_DATA / EXAMPLE_PAIR_DIR).is_dir(), reason="paper example pair not available")
+@pytest.mark.skipif(not (SHARED_DATA / EXAMPLE_PAIR).is_dir(), reason="paper example pair not available")
 def test_composite_example_on_the_papers_pair_is_exact():
-    fg, bg = read_example_pair()
+    fg, bg = read_example_pair(SHARED_DATA / EXAMPLE_PAIR)
     assert fg.shape == bg.shape == (64, 64) and fg.dtype == bg.dtype == np.uint16
     out = composite_example(fg, bg)
     assert out.dtype == np.uint16
@@ -106,7 +108,7 @@ def test_every_set_is_there_and_traceable(sets, ds):
     counts = sets.sets.groupby("setting").size().to_dict()
     assert counts == {"base": k, "mask": k, "same": k, "diff": k * (k - 1), "batch": k * (k - 1)}
     assert set(sets.base) == set(CLASSES4) and len(sets.swap) == len(sets.cellfree) == k * (k - 1)
-    assert set(SETTING_NAMES) == set(SETTINGS)
+    assert set(EXPERIMENT_TITLES) == set(EXPERIMENTS)
     for (setting, centre, background), crops in sets.items():
         assert crops.images.dtype == np.float32 and crops.images.shape[1:] == (3, 64, 64)
         t = crops.table
@@ -257,7 +259,7 @@ def test_chapter_helpers(sets, ds):
     integral = (h.density * widths).groupby([h.stage, h.part]).sum()
     np.testing.assert_allclose(integral, 1.0)
     ex = example_per_setting(sets, "cytoplasm", "Golgi")
-    assert list(ex) == list(SETTINGS) and all(len(e) == 1 for e in ex.values())
+    assert list(ex) == list(EXPERIMENTS) and all(len(e) == 1 for e in ex.values())
     assert ex["diff"].table.centre_index[0] == ex["batch"].table.centre_index[0]
     with pytest.raises(ValueError, match="must differ"):
         example_per_setting(sets, "Golgi", "Golgi")

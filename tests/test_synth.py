@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.screen import PROPORTION_COLUMNS, Screen
 from bgrobust.synth import PATTERNS, ScreenConfig, generate_screen, load_or_generate, make_strains
 from bgrobust.synth.screen import FRACTION_COLUMNS

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bgrobust.classes import CLASSES
+from bgrobust.vocabulary import CLASSES
 from bgrobust.io import read_huh_table, read_pci_crops
 from bgrobust.paths import SHARED_DATA
 from bgrobust.synth import biology

@@ -15,7 +15,7 @@ import torch
 matplotlib.use("Agg")
 
 from bgrobust import train as T  # noqa: E402
-from bgrobust.classes import CLASSES  # noqa: E402
+from bgrobust.vocabulary import CLASSES  # noqa: E402
 from bgrobust.crops import CropSet  # noqa: E402
 from bgrobust.models import MODEL_NAMES  # noqa: E402
 

@@ -72,7 +72,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
-from .screen import CHANNELS
+from .vocabulary import CHANNELS
 
 __all__ = [
     "FEATURE_GROUPS",

@@ -60,7 +60,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from .cache import CacheWarning, atomic_file, clean_stale_once, code_key, content_key
-from .classes import CLASSES
+from .vocabulary import CLASSES
 from .constraints import Boolean, Choice, Integer, Optional, Real, check_params
 
 #: The paper code's ``SEED`` (``run_svm.py``); it has no effect on a linear SVC without
@@ -665,7 +665,7 @@ def evaluate_pairs(features: Mapping[Hashable, np.ndarray], protocol: SVMProtoco
         features of centre-``c``-on-background-``c`` crops under key ``c``.
     protocol : SVMProtocol, optional
         Defaults to the paper's.
-    classes : sequence, default :data:`~bgrobust.classes.CLASSES`
+    classes : sequence, default :data:`~bgrobust.vocabulary.CLASSES`
         Classes to pair, in the order that fixes the pairs ``i < j`` (the paper's
         ``LOC_KEYS`` order by default: 105 pairs).
     n_jobs : int, default 1

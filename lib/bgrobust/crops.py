@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from skimage import measure, morphology
 
 from .cache import atomic_dir, verify_if_sealed
-from .screen import CHANNELS
+from .vocabulary import CHANNELS
 
 
 @dataclass

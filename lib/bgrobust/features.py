@@ -12,7 +12,7 @@
 * :func:`extract_layers`: several layers from *one* forward pass per batch (the layer-selection
   chapter reads every layer at the cost of the deepest one). Equal to calling :func:`extract`
   per layer.
-* :func:`array_digest`, :func:`state_digest`: fast fingerprints of a crop array and of a
+* :func:`bgrobust.cache.array_digest`, :func:`bgrobust.cache.state_digest`: fast fingerprints of a crop array and of a
   model's weights (SHA-256 over the raw bytes, read in chunks without copying; ~1 GB/s).
 
 Two remedies for background-sensitive features (the paper's discussion) are read-out options:
@@ -52,7 +52,6 @@ True
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
@@ -61,13 +60,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import atomic_dir, clean_stale_once, code_key, content_key, read_checked
+from .cache import array_digest, atomic_dir, clean_stale_once, code_key, content_key, read_checked, state_digest
 from .crops import CropSet
 from .devices import resolve_device
 from .models.preprocess import five_crop_offsets, five_crops
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 
-__all__ = ["POOLINGS", "extract", "extract_layers", "array_digest", "state_digest", "feature_key",
+__all__ = ["POOLINGS", "extract", "extract_layers", "feature_key",
            "centre_weights"]
 
 #: Accepted values of ``pooling``.
@@ -76,68 +75,6 @@ POOLINGS = ("max", "mean", "none", "centre")
 #: Default ``centre_sigma`` of ``pooling="centre"`` (fraction of the map's side).
 CENTRE_SIGMA = 0.25
 
-_CHUNK = 1 << 24  # bytes hashed per update
-
-
-# ------------------------------------------------------------------------------ fingerprints
-def array_digest(arr) -> str:
-    """SHA-256 hex digest of an array's dtype, shape and raw bytes.
-
-    Reads the data in 16 MiB chunks straight from the array's buffer (a C-contiguous array or
-    memory map is not copied), so hashing 1 GB of crops takes about a second.
-
-    Parameters
-    ----------
-    arr : array_like
-
-    Returns
-    -------
-    str
-        64 hex characters.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = np.arange(6, dtype=np.uint16).reshape(2, 3)
-    >>> array_digest(a) == array_digest(a.copy())
-    True
-    >>> array_digest(a) == array_digest(a.astype(np.int32))
-    False
-    """
-    a = np.asarray(arr)
-    h = hashlib.sha256()
-    h.update(f"{a.dtype.str}|{a.shape}|".encode())
-    if a.size:
-        if a.dtype.hasobject:
-            raise TypeError("array_digest: object arrays cannot be hashed by their bytes")
-        # process the leading axis in slabs: contiguous slabs are hashed without copying
-        rows = max(1, _CHUNK // max(1, a[:1].nbytes)) if a.ndim else 1
-        if a.ndim == 0:
-            h.update(np.ascontiguousarray(a).tobytes())
-        else:
-            for start in range(0, a.shape[0], rows):
-                slab = np.ascontiguousarray(a[start:start + rows])
-                h.update(memoryview(slab).cast("B"))
-    return h.hexdigest()
-
-
-def state_digest(model: nn.Module) -> str:
-    """SHA-256 hex digest of every tensor of ``model.state_dict()`` (names, dtypes, shapes, bytes).
-
-    Examples
-    --------
-    >>> from bgrobust import models
-    >>> a = models.build("pifia", width=0.25, random_state=0)
-    >>> b = models.build("pifia", width=0.25, random_state=0)
-    >>> state_digest(a) == state_digest(b)
-    True
-    """
-    h = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B"))
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------ checks

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .classes import CLASSES
+from .vocabulary import CLASSES
 from .classify import SVMProtocol, evaluate_pairs, evaluate_triplets
 from .dataset import DatasetParams, load_or_build, open_screen
 from .paths import run_dir

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from skimage.segmentation import find_boundaries
 
-from .classes import CLASSES, COLORS
+from .vocabulary import CLASSES, CLASS_COLORS
 
 
 def stretch(img, low: float = 0.5, high: float = 99.8) -> np.ndarray:
@@ -136,7 +136,7 @@ def class_counts(counts: pd.Series, *, xlabel: str, title: str = ""):
     """A horizontal bar chart of one number per class, in class colours."""
     counts = counts.reindex([c for c in CLASSES if c in counts.index])
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(counts) + 1))
-    ax.barh(counts.index[::-1], counts.to_numpy()[::-1], color=[COLORS[c] for c in counts.index[::-1]])
+    ax.barh(counts.index[::-1], counts.to_numpy()[::-1], color=[CLASS_COLORS[c] for c in counts.index[::-1]])
     ax.set(xlabel=xlabel, title=title)
     fig.tight_layout()
     return fig

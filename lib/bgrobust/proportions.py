@@ -25,8 +25,8 @@ Class orders
 ------------
 A head's output columns follow its ``classes_``.  The paper's heads were trained on a
 pandas ``category`` label, whose codes are the lexicographic order of the class strings
-(:data:`~bgrobust.classes.SORTED_CLASSES`, ``'ER', 'Golgi', 'actin', ...``); heads trained
-here default to :data:`~bgrobust.classes.CLASSES`.  :meth:`MultinomialLR.predict` returns
+(:data:`~bgrobust.vocabulary.SORTED_CLASSES`, ``'ER', 'Golgi', 'actin', ...``); heads trained
+here default to :data:`~bgrobust.vocabulary.CLASSES`.  :meth:`MultinomialLR.predict` returns
 class names and :meth:`MultinomialLR.predict_proba_frame` returns named columns in any
 requested order, so downstream code never depends on a head's internal order.
 
@@ -53,7 +53,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from .cache import atomic_file
-from .classes import CLASSES, DISPLAY_NAMES, SORTED_CLASSES
+from .vocabulary import CLASSES, CLASS_TITLES, SORTED_CLASSES
 
 #: Keys of the paper's state dicts (``LogisticRegressionTorch.linear``).
 STATE_KEYS: tuple[str, str] = ("linear.weight", "linear.bias")
@@ -221,7 +221,7 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         ``"cells"``: the held-out rows are drawn per class (stratified), the literal
         reading of "20% of the data".  ``"proteins"``: whole proteins (``groups`` in
         :meth:`fit`) are held out, per class, so no protein has cells on both sides.
-    classes : sequence of str, default :data:`~bgrobust.classes.CLASSES`
+    classes : sequence of str, default :data:`~bgrobust.vocabulary.CLASSES`
         The output order of the head (``classes_``).  Every class must occur in the
         training labels.
     random_state : int, numpy Generator or None, default 0
@@ -467,7 +467,7 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         """Probabilities as a DataFrame with class-name columns in ``order``.
 
         ``order`` must be a permutation of ``classes_`` (default: the book's
-        :data:`~bgrobust.classes.CLASSES`, whatever the head's internal order).
+        :data:`~bgrobust.vocabulary.CLASSES`, whatever the head's internal order).
         """
         self._check_fitted()
         order = _class_tuple(order, "order")
@@ -538,7 +538,7 @@ def classification_report(y_true, y_pred, classes=CLASSES) -> pd.DataFrame:
     ----------
     y_true, y_pred : array-like of str, same length
     classes : sequence of str
-        The rows, in this order (pass :data:`~bgrobust.classes.SORTED_CLASSES` for the
+        The rows, in this order (pass :data:`~bgrobust.vocabulary.SORTED_CLASSES` for the
         paper's row order).  Labels outside ``classes`` raise.
 
     Returns
@@ -588,7 +588,7 @@ def compare_reports(reports: Mapping[str, pd.DataFrame], *, display_names: bool 
         parts[name] = rep.loc[first, list(metrics)]
     out = pd.concat(parts, axis=1)
     if display_names:
-        out.index = pd.Index([DISPLAY_NAMES.get(c, c) for c in out.index], name="Localization")
+        out.index = pd.Index([CLASS_TITLES.get(c, c) for c in out.index], name="Localization")
     return out
 
 

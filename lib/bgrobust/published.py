@@ -7,7 +7,7 @@ supplementary tables.  Nothing here is computed by this project.
 Conventions (shared with :mod:`bgrobust.tables`): model keys ``"pifia"``, ``"pci"``,
 ``"deeploc"``; experiment keys ``base`` (Baseline), ``mask`` (Masked Background),
 ``batch`` (Cell-Free Diff Loc Swap), ``same`` (Same Loc Swap), ``diff`` (Diff Loc Swap);
-class names as in :data:`bgrobust.classes.CLASSES`.  The paper's "±" values are
+class names as in :data:`bgrobust.vocabulary.CLASSES`.  The paper's "±" values are
 3 standard errors and are stored as ``three_se``.
 
 Examples
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .classes import CLASSES
+from .vocabulary import CLASSES
 
 SOURCE = "Gupta, Moses & Lu, MLCB 2025 (PMLR 311:162-177)"
 

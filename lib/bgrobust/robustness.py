@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .classes import CLASSES
+from .vocabulary import CLASSES
 from .classify import SVMProtocol
 from .devices import resolve_device
-from .screen import CHANNELS
+from .vocabulary import CHANNELS
 
 
 def minmax_per_channel(crops: np.ndarray) -> np.ndarray:
@@ -181,7 +181,7 @@ def _verdict(name: str, drop: dict) -> str:
 
 def _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol, sets) -> None:
     """Fail before any work, naming the argument, on values :func:`robustness_report` cannot use."""
-    from .classes import check_classes
+    from .vocabulary import check_classes
     from .constraints import Instance, Integer, Optional, ParameterError, check_value
 
     where = "robustness_report"

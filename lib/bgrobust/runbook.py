@@ -310,7 +310,7 @@ def _path_values(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[
 
 def _path_digest(path: Path) -> str:
     """Contents of a file (a manifest with the images it names), or size and mtime of a folder's files."""
-    from bgrobust.cache import file_digest, files_digest
+    from bgrobust.cache import file_digest, files_digest, folder_digest
 
     if path.is_file():
         if path.suffix.lower() in (".csv", ".parquet"):
@@ -323,11 +323,7 @@ def _path_digest(path: Path) -> str:
                 pass  # not a (valid) manifest: its bytes alone; the notebook reports the problem
         return "file " + file_digest(path)
     if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(path).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return "folder " + h.hexdigest()[:16]
+        return "folder " + folder_digest(path)
     return "missing"
 
 
@@ -453,14 +449,10 @@ def check_profile_notebooks(profile: Profile, stems: Iterable[str]) -> None:
 
 # --------------------------------------------------------------------------- hashing
 def library_digest(lib_dir: Path = LIB_DIR) -> str:
-    """SHA-256 of the path and bytes of every ``*.py`` file under ``lib_dir``."""
-    h = hashlib.sha256()
-    for path in sorted(Path(lib_dir).rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        h.update(path.relative_to(lib_dir).as_posix().encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
+    """:func:`bgrobust.cache.source_digest` of the library (part of every notebook's input hash)."""
+    from bgrobust.cache import source_digest
+
+    return source_digest(lib_dir)
 
 
 def input_hash(source: bytes | Path, params: Mapping[str, Any], profile: str, lib_digest: str) -> str:

@@ -18,7 +18,7 @@ Tables
     one row per cell: ``field``, ``label`` (its value in the truth label image),
     ``y``, ``x`` (centroid, px), ``localization``, ``budded``, ``area``.
 
-Images are ``(3, H, W)`` arrays in the channel order :data:`CHANNELS`.
+Images are ``(3, H, W)`` arrays in the channel order :data:`bgrobust.vocabulary.CHANNELS`.
 """
 from __future__ import annotations
 
@@ -31,10 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .cache import atomic_dir, verify_if_sealed
-from .classes import CLASSES
-
-#: Channel order of every field image and crop stack.
-CHANNELS: tuple[str, str, str] = ("gfp", "nucleus", "cytoplasm")
+from .vocabulary import CLASSES
 
 PROPORTION_COLUMNS: tuple[str, ...] = tuple(f"p:{c}" for c in CLASSES)
 

@@ -12,34 +12,27 @@ mask      Masked Background               the same real crops, every pixel outsi
                                           centre cell set to 0
 same      Same Loc Swap                   centre cell of protein ``p1`` pasted on a crop of
                                           another protein ``p2`` of class ``c``
-diff      Different Loc Swap              pasted on a cell crop of a protein of class
+diff      Diff Loc Swap                   pasted on a cell crop of a protein of class
                                           ``b != c``
-batch     Cell-Free Different Loc Swap    pasted on a cell-free crop of proteins of class
+batch     Cell-Free Diff Loc Swap         pasted on a cell-free crop of proteins of class
                                           ``b != c`` (appendix D.1)
 ========  ==============================  ==============================================
 
 The short names are the file names of the paper's result CSVs
 (``results_{base,mask,same,diff,batch}.csv``).
 
-Compositing (:func:`composite`) is the paper notebook's
+Compositing (:func:`bgrobust.imageops.composite`) is the paper notebook's
 ``impose_foreground_on_background``: a copy of the background crop with the centre
 cell's pixels pasted where its segmentation mask is true; the donor's own centre
 cell is *not* removed.  Before pasting, the centre-cell pixels are standardised with
 the mean and standard deviation of all pixels of its protein's crops and the
 background pixels with those of the background's protein (section 3.2,
-:func:`protein_stats`, :func:`standardize`).
+:func:`bgrobust.imageops.protein_stats`, :func:`bgrobust.imageops.standardize`).
 
 :func:`generate_settings` builds every set the experiments need, deterministically
 from ``random_state``, and caches them as one array plus an index table
 (:class:`SettingSets`).
 
-Examples
---------
->>> import numpy as np
->>> fg = np.array([[0, 5], [7, 0]], np.uint16); bg = np.full((2, 2), 1, np.uint16)
->>> composite_example(fg, bg)
-array([[1, 5],
-       [7, 1]], dtype=uint16)
 """
 from __future__ import annotations
 
@@ -55,267 +48,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
+from .cache import atomic_dir, code_key, content_key, dataset_fingerprint, load_or_create, verify_if_sealed
 from .constraints import Choice, Integer, check_value
-from .classes import CLASSES, check_classes
+from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 from .crops import CropSet
-from .screen import CHANNELS
-
-#: The five experiments, by the paper code's CSV names.
-SETTINGS: tuple[str, ...] = ("base", "mask", "same", "diff", "batch")
-
-#: Display names (Table 1 of the paper).
-SETTING_NAMES: dict[str, str] = {
-    "base": "Baseline",
-    "mask": "Masked Background",
-    "same": "Same Loc Swap",
-    "diff": "Different Loc Swap",
-    "batch": "Cell-Free Different Loc Swap",
-}
+from .imageops import composite, protein_stats, standardize
 
 #: The :class:`SettingSets` accessor of each setting.
 SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
                               "diff": "swap", "batch": "cellfree"}
-
-#: Where the paper code's example pair lives under ``bgrobust.paths.SHARED_DATA``.
-EXAMPLE_PAIR_DIR = Path("paper-results") / "generate_data_example"
 
 _SAMPLING = ("random", "first")
 _SHORTFALL = ("min", "error")
 _BASE_PROTEINS = ("all", "one")
 _CELLFREE_SAMPLING = ("two_step", "one_protein")
 _CENTRE_PROTEINS = ("one", "all")
-
-
-# --------------------------------------------------------------------------------------
-# compositing
-# --------------------------------------------------------------------------------------
-
-def composite(foreground, mask, background) -> np.ndarray:
-    """Paste the masked pixels of ``foreground`` onto a copy of ``background``.
-
-    Parameters
-    ----------
-    foreground, background : array, (H, W), (C, H, W) or (N, C, H, W)
-        Same shape.  The result has their common dtype (``np.result_type``).
-    mask : bool array
-        ``(H, W)`` for single images (shared by all channels), ``(N, H, W)`` for a
-        batch, or the full shape of ``foreground``.
-
-    Returns
-    -------
-    out : array
-        ``background`` where ``mask`` is False, ``foreground`` where it is True.
-
-    Examples
-    --------
-    >>> fg = np.full((2, 3, 3), 9.0); bg = np.zeros((2, 3, 3)); m = np.eye(3, dtype=bool)
-    >>> composite(fg, m, bg)[1]
-    array([[9., 0., 0.],
-           [0., 9., 0.],
-           [0., 0., 9.]])
-    """
-    foreground = np.asarray(foreground)
-    background = np.asarray(background)
-    mask = np.asarray(mask)
-    if foreground.shape != background.shape:
-        raise ValueError(f"composite: foreground {foreground.shape} and background "
-                         f"{background.shape} must have the same shape")
-    if foreground.ndim not in (2, 3, 4):
-        raise ValueError(f"composite: foreground must be (H, W), (C, H, W) or (N, C, H, W), "
-                         f"got shape {foreground.shape}")
-    if mask.dtype != bool:
-        raise ValueError(f"composite: mask must be a boolean array, got dtype {mask.dtype}")
-    if mask.shape == foreground.shape:
-        full = mask
-    elif foreground.ndim == 3 and mask.shape == foreground.shape[1:]:
-        full = mask[None]
-    elif foreground.ndim == 4 and mask.shape == (foreground.shape[0],) + foreground.shape[2:]:
-        full = mask[:, None]
-    else:
-        raise ValueError(f"composite: mask shape {mask.shape} does not fit foreground "
-                         f"{foreground.shape}; expected (H, W), (N, H, W) or the full shape")
-    return np.where(full, foreground, background).astype(
-        np.result_type(foreground, background), copy=False)
-
-
-def composite_example(foreground, background) -> np.ndarray:
-    """The paper notebook's compositing of a pre-segmented foreground crop.
-
-    Exactly ``impose_foreground_on_background(..., normalize_foreground=False,
-    normalize_background=False)`` of ``generate_data_example.ipynb``: the mask is
-    ``foreground > 0`` and raw values are pasted (no standardisation).
-
-    Parameters
-    ----------
-    foreground : (H, W) array
-        A crop that is zero outside the segmented cell.
-    background : (H, W) array
-        The donor crop.
-
-    Examples
-    --------
-    >>> composite_example(np.array([[0, 3]]), np.array([[1, 1]]))
-    array([[1, 3]])
-    """
-    foreground = np.asarray(foreground)
-    if foreground.ndim != 2:
-        raise ValueError(f"composite_example: foreground must be one (H, W) channel, "
-                         f"got shape {foreground.shape}")
-    return composite(foreground, foreground > 0, background)
-
-
-def read_example_pair(folder=None) -> tuple[np.ndarray, np.ndarray]:
-    """The paper code's example ``(foreground, background)`` pair (64 x 64 uint16 GFP).
-
-    Parameters
-    ----------
-    folder : path, optional
-        Folder holding ``foreground_example.tiff`` and ``background_example.tiff``
-        (default: ``SHARED_DATA / "paper-results/generate_data_example"``).
-    """
-    import tifffile
-
-    from .paths import SHARED_DATA
-
-    folder = Path(folder) if folder is not None else SHARED_DATA / EXAMPLE_PAIR_DIR
-    paths = [folder / "foreground_example.tiff", folder / "background_example.tiff"]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"read_example_pair: missing {missing} (the example pair of the "
-                                f"paper's repository generate_data_example/)")
-    return tifffile.imread(paths[0]), tifffile.imread(paths[1])
-
-
-# --------------------------------------------------------------------------------------
-# per-protein standardisation
-# --------------------------------------------------------------------------------------
-
-def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True,
-                  chunk: int = 512, proteins=None) -> pd.DataFrame:
-    """Per-protein, per-channel mean and standard deviation of all crop pixels.
-
-    Section 3.2: "we standardize these pixels using the mean and standard deviation
-    of pixel intensities calculated across all single-cell images for their
-    respective proteins".
-
-    Parameters
-    ----------
-    crops : CropSet
-        Cell crops; ``images`` is ``(N, C, S, S)`` in :data:`~bgrobust.screen.CHANNELS`
-        order.
-    by : str
-        The table column that names the protein.
-    valid_only : bool
-        Use only rows with ``table.valid`` True (when the column exists).
-    chunk : int
-        Crops read at a time (memory bound for memory-mapped crops).
-    proteins : iterable, optional
-        Only these proteins (values of ``by``); the default is every protein.  A
-        protein's statistics do not depend on which others are computed.
-
-    Returns
-    -------
-    stats : DataFrame
-        Indexed by protein, columns ``n_crops``, ``mean_<channel>``, ``std_<channel>``
-        (float64, population std over all pixels of all crops).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> imgs = np.stack([np.full((3, 2, 2), v, np.uint16) for v in (1, 3)])
-    >>> cs = CropSet(imgs, np.ones((2, 2, 2), bool), pd.DataFrame({"strain": ["A", "A"]}))
-    >>> protein_stats(cs).loc["A", ["n_crops", "mean_gfp", "std_gfp"]].tolist()
-    [2.0, 2.0, 1.0]
-    """
-    table = crops.table
-    if by not in table.columns:
-        raise ValueError(f"protein_stats: crops.table has no column {by!r} (by=)")
-    images = crops.images
-    if np.ndim(images) != 4:
-        raise ValueError(f"protein_stats: crops.images must be (N, C, S, S), got {np.shape(images)}")
-    n_channels = images.shape[1]
-    names = list(CHANNELS) if n_channels == len(CHANNELS) else [f"c{i}" for i in range(n_channels)]
-    keep = np.ones(len(table), bool)
-    if valid_only and "valid" in table.columns:
-        keep = table["valid"].to_numpy(bool)
-    if proteins is not None:
-        keep = keep & table[by].isin(list(proteins)).to_numpy(bool)
-    rows = {}
-    groups = pd.Series(np.arange(len(table)))[keep].groupby(table[by].to_numpy()[keep], sort=True)
-    for protein, positions in groups:
-        idx = np.sort(positions.to_numpy())
-        shift = None
-        total = np.zeros(n_channels)
-        total_sq = np.zeros(n_channels)
-        count = 0
-        for start in range(0, len(idx), chunk):
-            block = np.asarray(images[idx[start:start + chunk]], np.float64)
-            if shift is None:
-                shift = block.mean(axis=(0, 2, 3))
-            block -= shift[None, :, None, None]
-            total += block.sum(axis=(0, 2, 3))
-            total_sq += np.square(block).sum(axis=(0, 2, 3))
-            count += block.shape[0] * block.shape[2] * block.shape[3]
-        mean_shifted = total / count
-        var = np.maximum(total_sq / count - mean_shifted ** 2, 0.0)
-        row = {"n_crops": len(idx)}
-        row.update({f"mean_{c}": m for c, m in zip(names, shift + mean_shifted)})
-        row.update({f"std_{c}": s for c, s in zip(names, np.sqrt(var))})
-        rows[protein] = row
-    columns = ["n_crops"] + [f"mean_{c}" for c in names] + [f"std_{c}" for c in names]
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-    out.index.name = by
-    out["n_crops"] = out["n_crops"].astype(int)
-    return out
-
-
-def stats_for(stats: pd.DataFrame, protein) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, std)`` arrays, one value per channel, of one protein of :func:`protein_stats`."""
-    if protein not in stats.index:
-        raise KeyError(f"stats_for: protein {protein!r} has no statistics (no valid crops?)")
-    row = stats.loc[protein]
-    means = [c for c in stats.columns if c.startswith("mean_")]
-    stds = [c for c in stats.columns if c.startswith("std_")]
-    return row[means].to_numpy(np.float64), row[stds].to_numpy(np.float64)
-
-
-def standardize(images, mean, std, *, dtype=np.float32) -> np.ndarray:
-    """Per-channel standardisation ``(images - mean) / std``.
-
-    Parameters
-    ----------
-    images : array, (C, H, W) or (N, C, H, W)
-    mean, std : array
-        ``(C,)`` (one value per channel) or, for a batch, ``(N, C)`` (one row per image).
-    dtype : dtype
-        Output dtype (computed in float64).
-
-    Examples
-    --------
-    >>> standardize(np.array([[[1.0, 3.0]]]), [2.0], [1.0])
-    array([[[-1.,  1.]]], dtype=float32)
-    """
-    images = np.asarray(images)
-    mean = np.asarray(mean, np.float64)
-    std = np.asarray(std, np.float64)
-    if images.ndim not in (3, 4):
-        raise ValueError(f"standardize: images must be (C, H, W) or (N, C, H, W), got {images.shape}")
-    if mean.shape != std.shape:
-        raise ValueError(f"standardize: mean {mean.shape} and std {std.shape} must have the same shape")
-    n_channels = images.shape[-3]
-    if mean.ndim == 1 and mean.shape[0] == n_channels:
-        shape = (n_channels, 1, 1)
-    elif mean.ndim == 2 and images.ndim == 4 and mean.shape == images.shape[:2]:
-        shape = mean.shape + (1, 1)
-    else:
-        raise ValueError(f"standardize: mean/std of shape {mean.shape} do not fit images "
-                         f"{images.shape}; expected ({n_channels},) or (N, {n_channels})")
-    if not np.all(np.isfinite(std)) or np.any(std <= 0):
-        raise ValueError("standardize: std must be finite and > 0 in every channel "
-                         "(a constant protein channel cannot be standardised)")
-    out = (images.astype(np.float64) - mean.reshape(shape)) / std.reshape(shape)
-    return out.astype(dtype, copy=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -419,8 +166,8 @@ class SettingSets:
     def __getitem__(self, key) -> CropSet:
         if not (isinstance(key, tuple) and len(key) == 3):
             raise KeyError(f"SettingSets: key must be (setting, centre_class, background_class), got {key!r}")
-        if key[0] not in SETTINGS:
-            raise KeyError(f"SettingSets: unknown setting {key[0]!r}; expected one of {SETTINGS}")
+        if key[0] not in EXPERIMENTS:
+            raise KeyError(f"SettingSets: unknown setting {key[0]!r}; expected one of {EXPERIMENTS}")
         if key not in self._index:
             have = sorted({k[0] for k in self._index})
             hint = ("; diff/batch backgrounds must differ from the centre class"
@@ -748,20 +495,6 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
 # generation
 # --------------------------------------------------------------------------------------
 
-def dataset_fingerprint(dataset, chunk: int = 1024) -> str:
-    """A content key of a :class:`~bgrobust.dataset.Dataset` (tables, report, every pixel)."""
-    h = hashlib.sha256()
-    for crops in (dataset.crops, dataset.cell_free):
-        h.update(pd.util.hash_pandas_object(crops.table, index=False).to_numpy().tobytes())
-        h.update(str(list(crops.table.columns)).encode())
-        for arr in (crops.images, crops.masks):
-            h.update(f"{np.shape(arr)}{np.asarray(arr[:0]).dtype}".encode())
-            for start in range(0, len(arr), chunk):
-                h.update(np.ascontiguousarray(arr[start:start + chunk]).tobytes())
-    h.update(json.dumps(getattr(dataset, "report", {}), sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
 def _stats_table(stats: pd.DataFrame) -> dict:
     """protein -> (mean, std) arrays, for fast lookups."""
     means = [c for c in stats.columns if c.startswith("mean_")]
@@ -833,7 +566,7 @@ def settings_key(dataset, n_cells: int, random_state: int, params: dict, *,
     return content_key(fingerprint, int(n_cells), int(random_state), params, code_key("bgrobust.settings"))
 
 
-def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTINGS, random_state: int = 0,
+def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERIMENTS, random_state: int = 0,
                       sampling: str = "random", base_proteins: str = "all",
                       cellfree_sampling: str = "two_step", centre_proteins: str = "one",
                       shortfall: str = "min", reuse_backgrounds: bool = True, standardize: bool = True,
@@ -864,7 +597,7 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
     classes : sequence of str
         Localization classes (default: all 15, in the paper's order).
     settings : sequence of str
-        A subset of :data:`SETTINGS`.
+        A subset of :data:`EXPERIMENTS`.
     random_state : int
         Seed.  Every set has its own stream derived from ``random_state`` and its key,
         so a set is the same whichever other sets are generated.
@@ -939,9 +672,9 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=SETTIN
     if len(set(classes)) != len(classes):
         raise ValueError(f"generate_settings: classes has duplicates: {classes}")
     settings = list(settings)
-    unknown = [s for s in settings if s not in SETTINGS]
+    unknown = [s for s in settings if s not in EXPERIMENTS]
     if unknown or not settings or len(set(settings)) != len(settings):
-        raise ValueError(f"generate_settings: settings must be distinct names from {SETTINGS}, got {settings}")
+        raise ValueError(f"generate_settings: settings must be distinct names from {EXPERIMENTS}, got {settings}")
     params = {
         "classes": classes, "settings": settings,
         "sampling": _check_choice(sampling, "sampling", _SAMPLING),
@@ -1086,7 +819,7 @@ def example_per_setting(sets: SettingSets, centre_class: str, background_class: 
     Returns
     -------
     dict
-        setting -> CropSet of one crop, in :data:`SETTINGS` order; settings that were
+        setting -> CropSet of one crop, in :data:`EXPERIMENTS` order; settings that were
         not generated or whose set is shorter than ``index + 1`` are left out.
     """
     check_classes([centre_class, background_class], where="example_per_setting")
@@ -1094,10 +827,30 @@ def example_per_setting(sets: SettingSets, centre_class: str, background_class: 
         raise ValueError("example_per_setting: background_class must differ from centre_class "
                          "(the diff and batch settings)")
     out = {}
-    for setting in SETTINGS:
+    for setting in EXPERIMENTS:
         key = (setting, centre_class, background_class if setting in ("diff", "batch") else centre_class)
         if key in sets:
             crop_set = sets[key]
             if len(crop_set) > index:
                 out[setting] = crop_set.subset([index])
     return out
+
+
+def read_example_pair(folder) -> tuple[np.ndarray, np.ndarray]:
+    """The paper code's example ``(foreground, background)`` pair (64 x 64 uint16 GFP).
+
+    Parameters
+    ----------
+    folder : path
+        Folder holding ``foreground_example.tiff`` and ``background_example.tiff``
+        (``generate_data_example/`` of the paper's repository).
+    """
+    import tifffile
+
+    folder = Path(folder)
+    paths = [folder / "foreground_example.tiff", folder / "background_example.tiff"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"read_example_pair: missing {missing} (the example pair of the "
+                                f"paper's repository generate_data_example/)")
+    return tifffile.imread(paths[0]), tifffile.imread(paths[1])

@@ -42,26 +42,8 @@ import numpy as np
 import pandas as pd
 
 from .cache import atomic_file
-from .classes import CLASSES, check_classes
-
-#: Experiment keys in the order used by :func:`per_class` (the brief's / code's order).
-EXPERIMENTS: tuple[str, ...] = ("base", "mask", "batch", "same", "diff")
-#: Experiments whose files have a ``Background`` column (one row per pair and background).
-TRIPLET_EXPERIMENTS: tuple[str, ...] = ("diff", "batch")
-#: Model keys, in the paper's row order.
-MODELS: tuple[str, ...] = ("pifia", "pci", "deeploc")
-#: Display names of the models (Table 1 rows).
-MODEL_NAMES: dict[str, str] = {"pifia": "PIFiA", "pci": "PCI", "deeploc": "DeepLoc"}
-#: Display names of the experiments (Table 1 columns, as printed in the paper).
-EXPERIMENT_NAMES: dict[str, str] = {
-    "base": "Baseline",
-    "diff": "Diff Loc Swap",
-    "same": "Same Loc Swap",
-    "mask": "Masked Background",
-    "batch": "Cell-Free Diff Loc Swap",
-}
-#: Column order of the paper's Table 1.
-TABLE1_ORDER: tuple[str, ...] = ("base", "diff", "same", "mask", "batch")
+from .vocabulary import (CLASSES, EXPERIMENT_TITLES, EXPERIMENTS, MODEL_TITLES, MODELS, TRIPLET_EXPERIMENTS,
+                         check_classes)
 
 PAIR_COLUMNS: tuple[str, ...] = ("Location1", "Location2", "Accuracy", "StdDev")
 TRIPLET_COLUMNS: tuple[str, ...] = ("Location1", "Location2", "Background", "Accuracy", "StdDev")
@@ -281,7 +263,7 @@ def class_accuracies(df: pd.DataFrame, experiment: str, aggregation: str = "pape
     Returns
     -------
     Series
-        Indexed by class, in :data:`~bgrobust.classes.CLASSES` order; classes without a
+        Indexed by class, in :data:`~bgrobust.vocabulary.CLASSES` order; classes without a
         value are absent.
     """
     if aggregation not in AGGREGATIONS:
@@ -451,10 +433,10 @@ def format_table1(df: pd.DataFrame, digits: int = 3, *, display_names: bool = Tr
     cells = df.assign(cell=[f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(df["mean"], df["three_se"])])
     wide = cells.pivot(index="model", columns="experiment", values="cell")
     models = [m for m in MODELS if m in wide.index] + [m for m in wide.index if m not in MODELS]
-    exps = [e for e in TABLE1_ORDER if e in wide.columns] + [e for e in wide.columns if e not in TABLE1_ORDER]
+    exps = [e for e in EXPERIMENTS if e in wide.columns] + [e for e in wide.columns if e not in EXPERIMENTS]
     wide = wide.loc[models, exps]
     if display_names:
-        wide = wide.rename(index=MODEL_NAMES, columns=EXPERIMENT_NAMES)
+        wide = wide.rename(index=MODEL_TITLES, columns=EXPERIMENT_TITLES)
     wide.index.name, wide.columns.name = "Model", None
     return wide
 

@@ -10,7 +10,7 @@ Objectives (what each original code base optimises):
   sees the source's GFP + marker and the partner's marker and predicts the partner's GFP; MSE.
   Adam lr 1e-4, beta1 0.5, batch 64, 30 epochs; flips drawn independently for source and target.
 * **DeepLoc**: supervised classification of the 15 localization classes
-  (:data:`bgrobust.classes.CLASSES` order) on single-localized strains (``kind == "single"``);
+  (:data:`bgrobust.vocabulary.CLASSES` order) on single-localized strains (``kind == "single"``);
   softmax cross-entropy; Adam lr 0.1 decayed x0.96 every 25 steps (staircase), batch 128,
   at most 5000 steps (the released checkpoint); a random 60x60 crop, flips and ``rot90`` with
   k in {0, 1, 2} (the original never draws k = 3).
@@ -72,7 +72,6 @@ Examples
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -89,16 +88,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import (CacheWarning, atomic_file, check_entry, clean_stale, code_key, content_key, entry_lock,
-                    file_checksum, seal_entry)
-from .classes import CLASSES
+from .cache import (CacheWarning, array_digest, atomic_file, check_entry, clean_stale, code_key, content_key,
+                    entry_lock, file_checksum, seal_entry, tensors_digest)
+from .vocabulary import CLASSES
 from .constraints import Boolean, Choice, Integer, Optional, Real, check_params, check_value
 from .crops import CropSet
 from .devices import resolve_device
-from .features import array_digest
+from .imageops import composite, protein_stats, standardize
 from .models.preprocess import five_crop_offsets, random_crop
 from .models.registry import MODEL_NAMES, build, get_spec, load_weights, prepare_input, save_weights
-from .settings import composite, protein_stats, standardize
 
 __all__ = [
     "TrainParams",
@@ -592,12 +590,7 @@ def weights_digest(path) -> str:
     >>> a == weights_digest(models.save_weights(m, folder / "b.pt"))
     True
     """
-    h = hashlib.sha256()
-    for key, tensor in _read_state(path).items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B"))
-    return h.hexdigest()
+    return tensors_digest(_read_state(path))
 
 
 def _read_state(path) -> dict:

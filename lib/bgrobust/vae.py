@@ -94,7 +94,7 @@ from tqdm.auto import tqdm
 
 from .constraints import Choice, Integer, Optional, Pair, Real, check_params
 from .models.preprocess import minmax_scale
-from .screen import CHANNELS
+from .vocabulary import CHANNELS
 
 __all__ = [
     "VAE",

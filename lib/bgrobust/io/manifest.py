@@ -49,7 +49,8 @@ import numpy as np
 import pandas as pd
 
 from ..cache import files_digest, tmp_sibling
-from ..screen import CHANNELS, LazyImages, Screen
+from ..screen import LazyImages, Screen
+from ..vocabulary import CHANNELS
 from .images import DataError, read_image
 from .yeastgfp import join_by_orf
 

@@ -4,7 +4,7 @@ The table (``allOrfData.txt`` from yeastgenome.org) is tab-separated with a trai
 on every line.  Its columns are ``orfid, yORF, gene name, GFP tagged?, GFP visualized?,
 TAP visualized?, abundance, error, localization summary``, then the flag ``ambiguous``
 and 22 localization flags (``T``/``F``), 15 of which are the paper's classes
-(:data:`bgrobust.classes.CLASSES`).
+(:data:`bgrobust.vocabulary.CLASSES`).
 
 Label tables
 ------------
@@ -31,7 +31,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..classes import CLASSES, check_classes
+from ..vocabulary import CLASSES, check_classes
 from .images import DataError
 
 #: The 22 localization flags of the yeastgfp table (the paper's 15 classes among them).
@@ -183,7 +183,7 @@ def single_localized(
     table : pandas.DataFrame
         The output of :func:`read_huh_table`.
     classes : sequence of str
-        The localization classes to keep (names from :data:`bgrobust.classes.CLASSES`).
+        The localization classes to keep (names from :data:`bgrobust.vocabulary.CLASSES`).
     min_proteins : int
         Classes with fewer single-localized proteins are excluded.
     exclusive : bool
@@ -208,7 +208,7 @@ def single_localized(
     Examples
     --------
     >>> import pandas as pd
-    >>> from bgrobust.classes import CLASSES
+    >>> from bgrobust.vocabulary import CLASSES
     >>> table = pd.DataFrame({"yORF": ["YA", "YB"], "gene name": ["A", "B"],
     ...                       "ambiguous": [False, False],
     ...                       **{c: [c == "ER", c in ("ER", "actin")] for c in CLASSES}})
@@ -271,7 +271,7 @@ def multi_localized(
     Examples
     --------
     >>> import pandas as pd
-    >>> from bgrobust.classes import CLASSES
+    >>> from bgrobust.vocabulary import CLASSES
     >>> table = pd.DataFrame({"yORF": ["YA", "YB"], "gene name": ["A", "B"],
     ...                       "ambiguous": [False, False],
     ...                       **{c: [c == "ER", c in ("ER", "actin")] for c in CLASSES}})

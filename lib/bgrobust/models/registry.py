@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..screen import CHANNELS
+from ..vocabulary import CHANNELS
 from .deeploc import build_deeploc
 from .pci import build_pci
 from .pifia import build_pifia

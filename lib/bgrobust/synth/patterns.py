@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..classes import CLASSES
+from ..vocabulary import CLASSES
 from .geometry import CellFrame
 
 

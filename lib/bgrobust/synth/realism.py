@@ -298,7 +298,7 @@ def crops_like(table: pd.DataFrame, strains: pd.DataFrame, classes) -> np.ndarra
         ``Screen.strains`` of the synthetic screen.
     classes : str or sequence of str
     """
-    from ..classes import check_classes
+    from ..vocabulary import check_classes
     from ..screen import PROPORTION_COLUMNS
 
     classes = (classes,) if isinstance(classes, str) else tuple(classes)

@@ -26,7 +26,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from ..cache import code_key, content_key, load_or_create
-from ..classes import CLASSES
+from ..vocabulary import CLASSES
 from ..constraints import Choice, Integer, Pair, Real, check_params
 from ..screen import PROPORTION_COLUMNS, Screen
 from .biology import sample_abundance, sample_multi_localization

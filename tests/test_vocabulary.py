@@ -1,4 +1,4 @@
-from bgrobust.classes import CLASSES, COLORS, SORTED_CLASSES, check_classes, class_index
+from bgrobust.vocabulary import CLASSES, CLASS_COLORS, SORTED_CLASSES, check_classes, class_index
 
 import pytest
 
@@ -7,7 +7,7 @@ def test_orders_match_the_original_code():
     assert len(CLASSES) == 15 and CLASSES[0] == "actin" and CLASSES[-1] == "vacuole"
     # LR-head order: pandas category (lexicographic, upper case first)
     assert SORTED_CLASSES[:4] == ("ER", "Golgi", "actin", "bud neck")
-    assert set(COLORS) == set(CLASSES)
+    assert set(CLASS_COLORS) == set(CLASSES)
 
 
 def test_unknown_class_names_are_reported():
