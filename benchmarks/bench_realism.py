@@ -12,6 +12,7 @@ Run: ``.venv/bin/python benchmarks/bench_realism.py``; results go to
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -19,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+#: The project's real third-party data beside the checkout (``$BGROBUST_SHARED_DATA`` overrides).
+SHARED_DATA = Path(os.environ.get("BGROBUST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
 from bgrobust.dataset import load_or_build  # noqa: E402
 from bgrobust.io import gene_to_orf, huh_labels, read_huh_table, read_pci_crops  # noqa: E402
-from bgrobust.paths import SHARED_DATA  # noqa: E402
 from bgrobust.synth import ScreenConfig, load_or_generate  # noqa: E402
 from bgrobust.synth.realism import holdout_split, real_vs_synthetic  # noqa: E402
 

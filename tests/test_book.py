@@ -15,7 +15,9 @@ import nbformat
 import pytest
 
 from bgrobust import runbook
-from bgrobust.paths import BOOK, ROOT
+from conftest import ROOT
+
+BOOK = ROOT / "book"
 
 pytestmark = pytest.mark.slow
 

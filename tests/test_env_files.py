@@ -10,7 +10,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from bgrobust.paths import ROOT
+from conftest import ROOT
 
 #: pip name -> conda-forge name, where they differ.
 CONDA_NAMES = {"torch": "pytorch"}

@@ -123,8 +123,8 @@ def test_two_processes_generating_one_screen_agree_and_leave_one_whole_entry(tmp
 
 CHAPTER = """
 import json, sys
-from bgrobust import pipeline
-screen, ds = pipeline.chapter_dataset("synthetic", {"proteins_per_class": 1, "n_multi": 2, "fields_per_strain": 2,
+from bgrobust.dataset import open_dataset
+screen, ds = open_dataset("synthetic", {"proteins_per_class": 1, "n_multi": 2, "fields_per_strain": 2,
                                                     "field_shape": [128, 128], "n_plates": 1}, {}, seed=3,
                                       n_jobs=1, progress=False)
 print(json.dumps({"n_crops": len(ds.crops), "fields": int(ds.crops.table.field.nunique())}))

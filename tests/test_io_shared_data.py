@@ -21,7 +21,7 @@ from bgrobust.io import (
     read_pci_crops,
     single_localized,
 )
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 
 pytestmark = [
     pytest.mark.shared_data,

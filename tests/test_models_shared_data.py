@@ -16,7 +16,7 @@ import torch
 
 from bgrobust import models as M
 from bgrobust.models import convert
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 
 INDEX = SHARED_DATA / "pifia" / "pifia_weights_i0.index.parsed.txt"
 

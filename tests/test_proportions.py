@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bgrobust.vocabulary import CLASSES, SORTED_CLASSES
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 from bgrobust.proportions import (
     MultinomialLR, classification_report, compare_reports, disagreement_table,
     error_by_covariate, kl_divergence, kl_summary, load_head, load_paper_head,

@@ -1,7 +1,7 @@
 """bgrobust.published: the paper's typed-in numbers are complete and self-consistent.
 
 The comparison of TABLE1 with the paper's own per-pair CSVs (``shared_data``) is skipped
-when ``bgrobust.paths.SHARED_DATA / "paper-results"`` is absent.
+when ``SHARED_DATA / "paper-results"`` is absent.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from bgrobust import published, tables
 from bgrobust.vocabulary import CLASSES
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 
 PAPER = SHARED_DATA / "paper-results" / "swap_experiments" / "results"
 MODELS = ["pifia", "pci", "deeploc"]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from bgrobust.robustness import as_extractor, minmax_per_channel, robustness_report
+from bgrobust.extractors import as_extractor, minmax_per_channel
+from bgrobust.robustness import robustness_report
 
 CLASSES4 = ("cytoplasm", "nucleus", "mitochondrion", "vacuole")
 
@@ -72,7 +73,7 @@ def test_module_extractor_is_pooled_and_batched():
 
 def test_bad_extractors_get_clear_errors():
     crops = np.zeros((4, 3, 64, 64), np.float32)
-    with pytest.raises(TypeError, match="callable or a torch.nn.Module"):
+    with pytest.raises(TypeError, match="torch.nn.Module, a callable"):
         as_extractor(42)
     with pytest.raises(ValueError, match="subset of"):
         as_extractor(lambda x: x, channels=("dapi",))

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from bgrobust import runbook
+from bgrobust import profiles, runbook
 from bgrobust.runbook import RunbookError
 
 HEADER = """\
@@ -114,7 +114,7 @@ def run(project, *args: str) -> int:
 def plans(project, overrides=None, only=None, profile="ci") -> dict[str, runbook.Plan]:
     src, params, out = project
     sources = runbook.find_sources(src, only)
-    result = runbook.plan_runs(runbook.load_profile(profile, params), sources,
+    result = runbook.plan_runs(profiles.load_profile(profile, params), sources,
                                [s.stem for s in runbook.find_sources(src)],
                                overrides or {}, out)
     return {p.name: p for p in result}
@@ -311,7 +311,7 @@ def test_every_profile_key_reaches_a_notebook(profile):
     declared = set()
     for src in runbook.find_sources():
         declared |= set(runbook.declared_parameters(runbook.read_source(src)))
-    unused = set(runbook.load_profile(profile).defaults) - declared
+    unused = set(profiles.load_profile(profile).defaults) - declared
     assert not unused, f"params/{profile}.yml keys declared by no notebook: {sorted(unused)}"
 
 
@@ -346,14 +346,14 @@ def test_relative_path_parameters_resolve_against_the_current_directory(data_pro
     assert run(project, "--only", "04_manifest", "-p", "manifest_path", "my_manifest.csv", "--list") == 0
     assert f'"manifest_path": "{data / "my_manifest.csv"}"' in capsys.readouterr().out
     # a dotted key is resolved by its last part; other strings are left alone
-    assert runbook.resolve_paths({"labels_path": "../x.txt", "layer": "conv8"}, data) == {
+    assert profiles.resolve_paths({"labels_path": "../x.txt", "layer": "conv8"}, data) == {
         "labels_path": str(data.parent / "x.txt"), "layer": "conv8"}
 
 
 def test_relative_paths_in_a_profile_resolve_against_its_folder(data_project):
     (src, params, out), data = data_project
     write_profile(params, "mine", {"manifest_path": "../mydata/my_manifest.csv"})
-    assert runbook.load_profile("mine", params).defaults["manifest_path"] == str(data / "my_manifest.csv")
+    assert profiles.load_profile("mine", params).defaults["manifest_path"] == str(data / "my_manifest.csv")
 
 
 def test_editing_a_manifest_or_one_of_its_images_in_place_reruns(data_project):

@@ -7,7 +7,7 @@ import pytest
 
 from bgrobust.crops import CropSet
 from bgrobust.dataset import Dataset, build_dataset
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 import bgrobust.settings as settings_module
 from bgrobust.imageops import composite, composite_example, protein_stats, standardize, stats_for
 from bgrobust.settings import (_rng, example_per_setting, generate_settings, pixel_values, read_example_pair,

@@ -14,7 +14,7 @@ import pytest
 
 from bgrobust.vocabulary import CLASSES
 from bgrobust.io import read_huh_table, read_pci_crops
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 from bgrobust.synth import biology
 from bgrobust.synth.realism import compare_crops, holdout_split
 

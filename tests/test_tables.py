@@ -2,7 +2,7 @@
 
 The synthetic tests pin each aggregation rule down on hand-made tables.  The tests
 marked ``shared_data`` read the paper's own per-pair CSVs from
-``bgrobust.paths.SHARED_DATA / "paper-results"`` (microsoft/microscopy-sc-robustness,
+``SHARED_DATA / "paper-results"`` (microsoft/microscopy-sc-robustness,
 ``swap_experiments/results``) and are skipped when that folder is absent.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bgrobust import published, tables
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 
 PAPER = SHARED_DATA / "paper-results" / "swap_experiments" / "results"
 needs_paper = [pytest.mark.shared_data,

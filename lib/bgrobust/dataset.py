@@ -307,3 +307,23 @@ def open_screen(source: str = "synthetic", screen: dict | None = None, *, manife
         real.meta["labels_key"] = _key(Path(labels_path)) if labels_path else None
         return real
     raise ValueError(f"open_screen: source must be 'synthetic' or 'manifest', got {source!r}")
+
+
+def open_dataset(screen_source="synthetic", screen=None, dataset=None, *, seed=0, manifest_path=None,
+                    labels_path=None, n_jobs=1, progress=True):
+    """The screen and its dataset from a chapter's parameters (both cached).
+
+    ``screen_source`` is ``"synthetic"`` (``screen`` holds :class:`bgrobust.synth.ScreenConfig`
+    fields) or ``"manifest"`` (``manifest_path``, ``labels_path``); ``dataset`` holds
+    :class:`DatasetParams` fields.
+
+    Returns
+    -------
+    screen : bgrobust.screen.Screen
+    dataset : bgrobust.dataset.Dataset
+    """
+    screen_params = {"seed": seed, **(screen or {})}
+    data = open_screen(screen_source, screen_params, manifest_path=manifest_path, labels_path=labels_path,
+                       n_jobs=n_jobs, progress=progress)
+    ds = load_or_build(data, DatasetParams.from_dict(dataset), n_jobs=n_jobs, progress=progress)
+    return data, ds

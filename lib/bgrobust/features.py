@@ -65,6 +65,7 @@ from .crops import CropSet
 from .devices import resolve_device
 from .models.preprocess import five_crop_offsets, five_crops
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
+from .vocabulary import CHANNELS
 
 __all__ = ["POOLINGS", "extract", "extract_layers", "feature_key",
            "centre_weights"]
@@ -136,6 +137,13 @@ def _check_five_crop(name: str, five_crop: bool | None) -> bool:
     return bool(five_crop)
 
 
+def _channels_of(crops, channels) -> tuple[str, ...]:
+    """The channel names of ``crops``: the argument, else a CropSet's own, else :data:`CHANNELS`."""
+    if channels is not None:
+        return tuple(channels)
+    return tuple(getattr(crops, "channels", None) or CHANNELS)
+
+
 def _as_crops(crops) -> np.ndarray:
     if isinstance(crops, CropSet):
         return crops.images
@@ -145,7 +153,7 @@ def _as_crops(crops) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"crops must be a real numeric array or a CropSet, got dtype {arr.dtype}")
     if arr.ndim != 4:
-        raise ValueError(f"crops must have shape (N, 3, 64, 64), got {arr.shape}")
+        raise ValueError(f"crops must have shape (N, C, 64, 64), got {arr.shape}")
     return arr
 
 
@@ -244,8 +252,9 @@ def _pool(z: torch.Tensor, pooling: str, centre_sigma: float = CENTRE_SIGMA) -> 
 
 
 def _features_batch(model, name, raw, layers, pooling, five_crop,
-                    centre_sigma: float = CENTRE_SIGMA, device=torch.device("cpu")) -> dict[str, torch.Tensor]:
-    x = prepare_input(name, raw).to(device)
+                    centre_sigma: float = CENTRE_SIGMA, device=torch.device("cpu"),
+                    channels: Sequence[str] = CHANNELS) -> dict[str, torch.Tensor]:
+    x = prepare_input(name, raw, channels).to(device)
     spec = get_spec(name)
     if spec.input_size != spec.crop_size:  # DeepLoc: 60x60 crops of the 64x64 crop
         if five_crop:
@@ -261,7 +270,8 @@ def _features_batch(model, name, raw, layers, pooling, five_crop,
 
 def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, crops_digest: str,
                 weights_digest: str | None = None, *, mask_input: bool = False,
-                masks_digest: str | None = None, centre_sigma: float = CENTRE_SIGMA) -> str:
+                masks_digest: str | None = None, centre_sigma: float = CENTRE_SIGMA,
+                channels: Sequence[str] = CHANNELS) -> str:
     """Cache key of one feature matrix (see the module docstring).
 
     ``mask_input`` (with ``masks_digest``, the :func:`array_digest` of the masks) and, for
@@ -286,6 +296,8 @@ def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, cro
         parts.append(("mask_input", masks_digest))
     if pooling == "centre":
         parts.append(("centre_sigma", _check_sigma(centre_sigma)))
+    if tuple(channels) != CHANNELS:
+        parts.append(("channels", list(channels)))
     return content_key(*parts, code_key("bgrobust.features", "bgrobust.models"))
 
 
@@ -311,6 +323,7 @@ def extract_layers(
     masks=None,
     centre_sigma: float = CENTRE_SIGMA,
     device=None,
+    channels: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Features at several layers, computed in one forward pass per batch.
 
@@ -375,9 +388,14 @@ def extract_layers(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     arr = _as_crops(crops)
+    channels = _channels_of(crops, channels)
     spec = get_spec(name)
-    if tuple(arr.shape[1:]) != (3, spec.crop_size, spec.crop_size):
-        raise ValueError(f"crops must have shape (N, 3, {spec.crop_size}, {spec.crop_size}), got {arr.shape}")
+    if tuple(arr.shape[1:]) != (len(channels), spec.crop_size, spec.crop_size):
+        raise ValueError(f"crops must have shape (N, {len(channels)}, {spec.crop_size}, {spec.crop_size}) "
+                         f"for channels {channels}, got {arr.shape}")
+    missing = [c for c in spec.input_channels if c not in channels]
+    if missing:
+        raise ValueError(f"{spec.title} reads channel(s) {missing}; the crops have {channels}")
     mask_arr = _masks_for(crops, arr, bool(mask_input), masks)
 
     result: dict[str, np.ndarray] = {}
@@ -390,7 +408,7 @@ def extract_layers(
         for layer in layers:
             key = feature_key(model, layer, pooling, five_crop, crops_digest, weights_digest,
                               mask_input=mask_arr is not None, masks_digest=masks_digest,
-                              centre_sigma=centre_sigma)
+                              centre_sigma=centre_sigma, channels=channels)
             paths[layer] = cache_dir / f"features-{name}-{layer}-{key}"
             cached = read_checked(paths[layer], _load_features, what="feature cache entry")
             if cached is not None:
@@ -407,7 +425,7 @@ def extract_layers(
                 raw = arr[start:start + batch_size] if n else np.zeros((1, *arr.shape[1:]), np.float32)
                 if mask_arr is not None and n:
                     raw = np.asarray(raw) * np.asarray(mask_arr[start:start + batch_size])[:, None]
-                out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma, dev)
+                out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma, dev, channels)
                 for layer in todo:
                     v = out[layer].to(torch.float32).cpu().numpy()
                     chunks[layer].append(v if n else v[:0])
@@ -434,6 +452,7 @@ def extract(
     masks=None,
     centre_sigma: float = CENTRE_SIGMA,
     device=None,
+    channels: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Feature vectors of crops at one layer of a model.
 
@@ -466,6 +485,9 @@ def extract(
         ``pooling="centre"`` only: Gaussian standard deviation as a fraction of the map's side.
     device : None, str or torch.device
         Where the forward passes run (see :func:`extract_layers`).
+    channels : sequence of str, optional
+        Channel names of ``crops`` (default: a CropSet's own, else
+        :data:`bgrobust.vocabulary.CHANNELS`); the model takes its input channels by name.
 
     Returns
     -------
@@ -491,4 +513,4 @@ def extract(
                         "use extract_layers for several layers")
     return extract_layers(model, crops, [layer], pooling, batch_size=batch_size, five_crop=five_crop,
                           progress=progress, cache_dir=cache_dir, mask_input=mask_input, masks=masks,
-                          centre_sigma=centre_sigma, device=device)[layer]
+                          centre_sigma=centre_sigma, device=device, channels=channels)[layer]

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from skimage.segmentation import find_boundaries
 
-from .vocabulary import CLASSES, CLASS_COLORS
+from .tables import per_class
+from .vocabulary import CLASS_COLORS, CLASSES, MODEL_COLORS, MODEL_TITLES
 
 
 def stretch(img, low: float = 0.5, high: float = 99.8) -> np.ndarray:
@@ -162,3 +163,42 @@ def examples_per_class(images: np.ndarray, labels: Sequence[str], n: int, random
         if idx.size:
             out[c] = np.asarray(images[np.sort(rng.choice(idx, min(n, idx.size), replace=False))])
     return out
+
+
+def figure2(results, *, colors=None, titles=None):
+    """Fig. 2 of the paper: per-class accuracy with the original background (x) against a
+    modified one (y); (A) same- and different-localization swaps, (B) masked background and
+    cell-free swap.
+
+    Parameters
+    ----------
+    results : mapping
+        ``{extractor: {experiment: DataFrame}}`` (:attr:`bgrobust.experiments.ExperimentResults.results`).
+    colors, titles : mapping, optional
+        Per extractor (default: :data:`~bgrobust.vocabulary.MODEL_COLORS`, ``MODEL_TITLES``).
+    """
+    colors = {**MODEL_COLORS, **(colors or {})}
+    titles = {**MODEL_TITLES, **(titles or {})}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    panels = [(("same", "o", "same-loc swap"), ("diff", "x", "diff-loc swap")),
+              (("mask", "s", "masked background"), ("batch", "^", "cell-free diff-loc swap"))]
+    lo = 1.0
+    for ax, panel in zip(axes, panels):
+        for name, res in results.items():
+            pc = per_class(res, "all")
+            for exp, marker, label in panel:
+                if exp not in pc:
+                    continue
+                ax.scatter(pc["base"], pc[exp], marker=marker, color=colors.get(name), s=22,
+                           label=f"{titles.get(name, name)}, {label}")
+                lo = min(lo, np.nanmin(pc[["base", exp]].to_numpy()))
+    for ax, title in zip(axes, ["A. swapping the background", "B. removing the background cells"]):
+        ax.plot([0, 1], [0, 1], "k-", lw=0.8)
+        ax.set_xlim(max(0.0, lo - 0.03), 1.0)
+        ax.set_ylim(max(0.0, lo - 0.03), 1.0)
+        ax.set_xlabel("accuracy, original background (baseline)")
+        ax.set_ylabel("accuracy, modified background")
+        ax.set_title(title)
+        ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -520,7 +520,7 @@ def load_paper_head(path, classes=SORTED_CLASSES, *, n_features: int | None = 64
 
     Examples
     --------
-    >>> from bgrobust.paths import SHARED_DATA
+    >>> # SHARED_DATA: the folder of the real third-party data (``../shared/data`` beside the checkout)
     >>> f = SHARED_DATA / "paper-results/pifia_logistic_regression/trained_models/original_crops_model.pth"
     >>> load_paper_head(f).classes_[:2] if f.exists() else ('ER', 'Golgi')
     ('ER', 'Golgi')

@@ -20,100 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .vocabulary import CLASSES
 from .classify import SVMProtocol
-from .devices import resolve_device
-from .vocabulary import CHANNELS
-
-
-def minmax_per_channel(crops: np.ndarray) -> np.ndarray:
-    """Scale every channel of every crop to [0, 1] (constant channels become 0).
-
-    Examples
-    --------
-    >>> minmax_per_channel(np.arange(8, dtype=float).reshape(1, 2, 2, 2))[0, 1]
-    array([[0.        , 0.33333333],
-           [0.66666667, 1.        ]])
-    """
-    crops = np.asarray(crops, dtype=np.float64 if np.asarray(crops).dtype == np.float64 else np.float32)
-    lo = crops.min(axis=(-2, -1), keepdims=True)
-    span = crops.max(axis=(-2, -1), keepdims=True) - lo
-    return np.where(span > 0, (crops - lo) / np.where(span > 0, span, 1), 0)
-
-
-def as_extractor(extractor, *, channels: Sequence[str] = CHANNELS, preprocess: Callable | None = minmax_per_channel,
-                 batch_size: int = 256, device=None) -> Callable[[np.ndarray], np.ndarray]:
-    """A plain ``crops (N, 3, 64, 64) -> features (N, D)`` function from a callable or a Module.
-
-    Parameters
-    ----------
-    extractor : callable or torch.nn.Module
-        A callable receives the selected channels as a numpy array (after ``preprocess``)
-        and returns an array ``(N, D)``. A Module receives a float32 tensor ``(B, C, 64, 64)``
-        and may return ``(B, D)`` or feature maps ``(B, D, H, W)``, which are mean-pooled.
-    channels : sequence of str
-        Channels to pass, from :data:`bgrobust.screen.CHANNELS` (``("gfp",)`` for GFP only).
-    preprocess : callable or None
-        Applied to the selected channels before the extractor (default: per-crop,
-        per-channel min-max scaling); None passes raw values.
-    batch_size : int
-        Crops per forward pass of a Module.
-    device : None, str or torch.device
-        Where a Module runs (:func:`bgrobust.devices.resolve_device`; the Module is moved
-        there). Default: where its parameters are, else the CPU.
-    """
-    unknown = [c for c in channels if c not in CHANNELS]
-    if unknown or not channels:
-        raise ValueError(f"channels must be a non-empty subset of {CHANNELS}, got {tuple(channels)}")
-    idx = [CHANNELS.index(c) for c in channels]
-    name = getattr(extractor, "__name__", type(extractor).__name__)
-
-    if isinstance(extractor, torch.nn.Module):
-        module = extractor.eval()
-        if device is not None:
-            dev = resolve_device(device)
-            module.to(dev)
-        else:
-            params = list(module.parameters())
-            dev = params[0].device if params else torch.device("cpu")
-
-        def run(crops):
-            x = np.asarray(crops)[:, idx]
-            x = preprocess(x) if preprocess is not None else x
-            out = []
-            with torch.inference_mode():
-                for start in range(0, len(x), batch_size):
-                    z = module(torch.as_tensor(np.ascontiguousarray(x[start:start + batch_size]),
-                                               dtype=torch.float32, device=dev))
-                    if z.ndim == 4:
-                        z = z.mean(dim=(2, 3))
-                    if z.ndim != 2:
-                        raise ValueError(f"extractor {name!r} returned a tensor of shape {tuple(z.shape)}; "
-                                         "expected (B, D) or (B, D, H, W)")
-                    out.append(z.float().cpu().numpy())
-            return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-    elif callable(extractor):
-        def run(crops):
-            x = np.asarray(crops)[:, idx]
-            return np.asarray(extractor(preprocess(x) if preprocess is not None else x))
-    else:
-        raise TypeError(f"extractor must be a callable or a torch.nn.Module, got {type(extractor).__name__}")
-
-    def checked(crops):
-        out = np.asarray(run(crops), dtype=np.float32)
-        if out.ndim == 1:
-            out = out[:, None]
-        if out.ndim != 2 or len(out) != len(crops):
-            raise ValueError(f"extractor {name!r} must return one feature vector per crop: got shape "
-                             f"{out.shape} for {len(crops)} crops")
-        if not np.isfinite(out).all():
-            raise ValueError(f"extractor {name!r} returned NaN or infinite features")
-        return out
-
-    checked.__name__ = name
-    return checked
+from .constraints import Instance, Integer, Optional, ParameterError, check_value
+from .extractors import Extractor, as_extractor, minmax_per_channel
+from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 
 
 @dataclass
@@ -181,8 +92,6 @@ def _verdict(name: str, drop: dict) -> str:
 
 def _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol, sets) -> None:
     """Fail before any work, naming the argument, on values :func:`robustness_report` cannot use."""
-    from .vocabulary import check_classes
-    from .constraints import Instance, Integer, Optional, ParameterError, check_value
 
     where = "robustness_report"
     check_value(n_cells, Optional(Integer(1)), f"{where}: n_cells")
@@ -217,20 +126,24 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
                       classes: Sequence[str] | None = None, protocol: SVMProtocol | None = None,
                       channels: Sequence[str] = CHANNELS, preprocess: Callable | None = minmax_per_channel,
                       name: str | None = None, random_state: int = 0, n_jobs: int = 1,
-                      progress: bool = True, device=None) -> RobustnessReport:
+                      progress: bool = True, device=None, cache_dir=None) -> RobustnessReport:
     """Run the paper's five background experiments on any feature extractor.
 
     Parameters
     ----------
-    extractor : callable or torch.nn.Module
-        Maps crops to features (see :func:`as_extractor`). A bgrobust model is also
-        accepted as such (it is then fed min-max scaled crops, not its own preprocessing;
-        use :func:`bgrobust.pipeline.model_extractor` for the faithful path).
+    extractor : anything :func:`bgrobust.extractors.as_extractor` adapts
+        A callable or a ``torch.nn.Module`` (fed ``channels`` after ``preprocess``), a
+        bgrobust model (read with its own preprocessing at its paper layer), precomputed
+        features (a DataFrame, ``.parquet`` or ``.h5ad`` keyed by
+        :func:`bgrobust.experiments.setting_crop_ids`), or an
+        :class:`~bgrobust.extractors.Extractor`.
     dataset : bgrobust.dataset.Dataset, optional
-        The crops to build the settings from; default: the profile's synthetic screen.
-    profile : {"ci", "demo", "paper"}
-        Parameter profile for the screen, the number of crops per set and the classes
-        when ``dataset``, ``n_cells`` or ``classes`` are not given.
+        The crops to build the settings from (a synthetic screen, a manifest, or
+        :func:`bgrobust.dataset.from_crops`); default: the profile's synthetic screen.
+    profile : str
+        Parameter profile (:mod:`bgrobust.profiles`: ``ci``, ``demo``, ``paper``, or a YAML path)
+        for the screen, the number of crops per set and the classes when ``dataset``,
+        ``n_cells`` or ``classes`` are not given; chapter 4's overrides apply.
     sets : bgrobust.settings.SettingSets, optional
         Pre-generated settings (then ``dataset`` and ``n_cells`` are not used).
     n_cells : int, optional
@@ -239,11 +152,13 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
     protocol : SVMProtocol, optional
         Default: the paper's protocol with ``n_per_class = n_cells``.
     channels, preprocess
-        What the extractor sees (see :func:`as_extractor`).
+        What a callable or a Module sees (:class:`~bgrobust.extractors.ModuleFeatures`).
     name : str, optional
         Display name.
     device : None, str or torch.device
-        Where a Module runs (see :func:`as_extractor`; ``"auto"``: a CUDA GPU when present).
+        Where a Module runs (``"auto"``: a CUDA GPU when present).
+    cache_dir : path, optional
+        SVM result cache.
 
     Returns
     -------
@@ -258,43 +173,52 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
     """
     import time
 
-    import yaml
-
-    from . import claims as claims_mod
-    from . import pipeline, tables
-    from .paths import PARAMS
+    from .claims import paired_difference
+    from .experiments import run_experiments
     from .settings import generate_settings
 
     start = time.perf_counter()
     _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol, sets)
     cfg = {}
-    if dataset is None or n_cells is None or classes is None:
-        path = PARAMS / f"{profile}.yml"
-        if not path.exists():
-            raise ValueError(f"robustness_report: unknown profile {profile!r} (no file {path})")
-        cfg = yaml.safe_load(path.read_text()) or {}
-    classes = list(cfg.get("classes") or CLASSES) if classes is None else list(classes)
+    if sets is None and (dataset is None or n_cells is None or classes is None):
+        from .profiles import load_profile
+
+        cfg = load_profile(profile).parameters("04_five_experiments")
+    if classes is None:
+        present = None if sets is None else set(sets.sets["centre_class"])
+        if dataset is not None and sets is None:
+            t = dataset.crops.table
+            present = set(t.loc[t["kind"].eq("single") & t["valid"], "localization"])
+        wanted = cfg.get("classes") if dataset is None and sets is None else None
+        classes = list(wanted or [c for c in CLASSES if present is None or c in present])
+    classes = list(classes)
     if sets is None:
         if dataset is None:
-            _, dataset = pipeline.chapter_dataset("synthetic", cfg.get("screen") or {}, cfg.get("dataset") or {},
-                                                  seed=cfg.get("seed", 0), n_jobs=n_jobs, progress=progress)
+            from .dataset import open_dataset
+
+            _, dataset = open_dataset("synthetic", cfg.get("screen") or {}, cfg.get("dataset") or {},
+                                      seed=cfg.get("seed", 0), n_jobs=n_jobs, progress=progress)
         if n_cells is None:
             n_cells = int((cfg.get("settings") or {}).get("n_cells", 40))
-        sets = generate_settings(dataset, n_cells, classes=classes, random_state=random_state, progress=progress)
+        settings = [s for s in EXPERIMENTS if s != "batch" or len(getattr(dataset, "cell_free", ())) > 0]
+        sets = generate_settings(dataset, n_cells, classes=classes, settings=settings, random_state=random_state,
+                                 progress=progress)
     n_cells = int(sets.sets["n"].max() if n_cells is None else n_cells)
     protocol = protocol or SVMProtocol(n_per_class=n_cells)
-    run = as_extractor(extractor, channels=channels, preprocess=preprocess, device=device)
-    name = name or run.__name__
-    feats = pipeline.setting_features(sets, run, progress=progress)
-    results = pipeline.run_experiments(feats, protocol, classes=classes, n_jobs=n_jobs, progress=progress)
-    nested = {name: results}
-    t_all = tables.table1(nested, aggregation="all").drop(columns="model")
-    t_paper = tables.table1(nested, aggregation="paper").drop(columns="model")
+    if isinstance(extractor, Extractor) or not (callable(extractor) or hasattr(extractor, "forward")):
+        run = as_extractor(extractor, name=name)
+    else:
+        run = as_extractor(extractor, name=name, channels=channels, preprocess=preprocess, device=device)
+    res = run_experiments(sets, {run.name: run}, protocol, classes=classes, n_jobs=n_jobs, progress=progress,
+                          cache_dir=cache_dir)
+    results = res.results[run.name]
+    t_all = res.table1("all").drop(columns="model")
+    t_paper = res.table1("paper").drop(columns="model")
     table = t_all.merge(t_paper, on="experiment", suffixes=("", "_paper"))
-    per_class = tables.per_class(results, "all")
-    verdicts = claims_mod.evaluate_claims(nested, aggregation="all")
-    d = claims_mod.paired_difference(per_class, "same", "diff")
-    return RobustnessReport(name=name, results=results, table=table, per_class=per_class, claims=verdicts,
-                            drop=d, verdict=_verdict(name, d), seconds=time.perf_counter() - start,
+    per_class = res.per_class(run.name, "all")
+    d = paired_difference(per_class, "same", "diff") if {"same", "diff"} <= set(results) else \
+        {"mean": float("nan"), "low": float("nan"), "high": float("nan")}
+    return RobustnessReport(name=run.name, results=results, table=table, per_class=per_class, claims=res.claims("all"),
+                            drop=d, verdict=_verdict(run.name, d), seconds=time.perf_counter() - start,
                             meta={"n_cells": n_cells, "classes": classes, "protocol": protocol.to_dict(),
-                                  "channels": list(channels)})
+                                  "channels": list(channels), "skipped": res.skipped})

@@ -38,7 +38,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -48,8 +48,21 @@ import papermill as pm
 import yaml
 from traitlets.config import Config
 
-from bgrobust.paths import BOOK, NOTEBOOKS, PARAMS, ROOT
+from bgrobust.paths import RUNS_ENV
+from bgrobust.profiles import Profile, ProfileError, is_path_parameter, load_profile, resolve_paths
 
+
+def _project_root() -> Path:
+    """The book's repository: the checkout the library is installed from (editable), else the cwd."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "_toc.yml").is_file() else Path.cwd()
+
+
+#: The book's repository and its folders (book tooling only: the library itself never uses them).
+ROOT = _project_root()
+BOOK = ROOT / "book"
+NOTEBOOKS = ROOT / "notebooks"
+PARAMS = ROOT / "params"
 #: The library whose code is part of every input hash.
 LIB_DIR = Path(__file__).resolve().parent
 #: File suffixes of notebook sources (jupytext MyST markdown and percent scripts).
@@ -71,28 +84,6 @@ _HIDING_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
 
 class RunbookError(Exception):
     """A problem with the command line, a profile or a notebook source (exit code 2)."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A parameter profile read from ``params/<name>.yml``.
-
-    Attributes
-    ----------
-    name : str
-        Profile name (the file's stem).
-    path : Path
-        The YAML file it was read from.
-    defaults : dict
-        Top-level keys: parameters offered to every notebook that declares them.
-    notebooks : dict
-        ``{stem: {key: value}}`` overrides for single notebooks.
-    """
-
-    name: str
-    path: Path
-    defaults: dict = field(default_factory=dict)
-    notebooks: dict = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -209,94 +200,6 @@ def declared_parameters(nb: nbformat.NotebookNode) -> dict[str, str]:
         Empty when the notebook has no cell tagged ``parameters``.
     """
     return {name: info["default"] for name, info in pm.inspect_notebook(nb).items()}
-
-
-# --------------------------------------------------------------------------- profiles
-def available_profiles(params_dir: Path = PARAMS) -> list[str]:
-    """Names of the profiles in ``params_dir`` (the stems of its ``*.yml`` files)."""
-    return sorted(p.stem for p in Path(params_dir).glob("*.yml"))
-
-
-def load_profile(name: str, params_dir: Path = PARAMS) -> Profile:
-    """Read ``params_dir/<name>.yml``.
-
-    Top-level keys are parameters for every notebook; the optional ``notebooks:``
-    mapping holds ``{stem: {key: value}}`` overrides for single notebooks.
-
-    Raises
-    ------
-    RunbookError
-        If the profile does not exist or is not shaped like that.
-    """
-    path = Path(params_dir) / f"{name}.yml"
-    if not path.is_file():
-        raise RunbookError(f"unknown profile {name!r}; available: "
-                           f"{', '.join(available_profiles(params_dir)) or '(none)'} (in {params_dir})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RunbookError(f"{_yaml_where(path, exc)}: malformed YAML: {_yaml_problem(exc)}") from None
-    if not isinstance(data, dict):
-        raise RunbookError(f"{path}: expected a mapping of parameters at the top level")
-    per_notebook = data.pop("notebooks", None) or {}
-    if not isinstance(per_notebook, dict) or not all(
-            isinstance(v, dict) or v is None for v in per_notebook.values()):
-        raise RunbookError(f"{path}: 'notebooks' must map notebook names to mappings of parameters")
-    per_notebook = {str(stem): resolve_paths(dict(v or {}), path.parent) for stem, v in per_notebook.items()}
-    return Profile(name=name, path=path, defaults=resolve_paths(data, path.parent), notebooks=per_notebook)
-
-
-def _yaml_where(path: Path, exc: yaml.YAMLError) -> str:
-    """``file:line:column`` of a YAML error (1-based), or the file alone."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
-    text = "; ".join(str(p) for p in parts if p)
-    return text or str(exc).splitlines()[0]
-
-
-# --------------------------------------------------------------------------- path parameters
-#: Parameters whose name ends like this hold a path (``manifest_path``, ``labels_path``, ...).
-PATH_SUFFIXES = ("_path", "_dir", "_file")
-
-
-def is_path_parameter(key: str) -> bool:
-    """Whether the (possibly dotted) parameter ``key`` names a path, by its last part."""
-    return str(key).split(".")[-1].endswith(PATH_SUFFIXES)
-
-
-def _absolute(value: str, base: Path) -> str:
-    expanded = os.path.expanduser(value)
-    if os.path.isabs(expanded):
-        return expanded
-    return os.path.normpath(os.path.join(os.fspath(base), expanded))
-
-
-def resolve_paths(values: Mapping[str, Any], base: Path) -> dict:
-    """A copy of ``values`` in which every relative path parameter is made absolute against ``base``.
-
-    Path parameters are those whose name ends in ``_path``, ``_dir`` or ``_file`` (at any
-    depth of nested mappings, and for dotted keys by their last part), with a non-empty
-    string value.  The kernels run in ``book/``, so without this a relative path would be
-    read from there: ``-p`` values resolve against the directory the command was run in,
-    profile values against the profile's folder.
-
-    Examples
-    --------
-    >>> resolve_paths({"manifest_path": "my.csv", "layer": "conv8"}, Path("/data"))
-    {'manifest_path': '/data/my.csv', 'layer': 'conv8'}
-    """
-    out: dict = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            value = resolve_paths(value, base)
-        elif is_path_parameter(key) and isinstance(value, str) and value:
-            value = _absolute(value, base)
-        out[key] = value
-    return out
 
 
 def _path_values(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -611,7 +514,9 @@ def run_notebook(src: Path, out: Path, params: Mapping[str, Any], *, profile: st
         # OpenMP threads that spin while waiting slow torch down several-fold on a busy
         # 2-core machine; passive waiting costs nothing when the machine is idle.
         threads = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-        with _environ(**{PROFILE_ENV: profile}, **threads):
+        # every chapter shares the book's run folder, whatever the kernel's working directory
+        runs = {RUNS_ENV: os.environ.get(RUNS_ENV) or str(ROOT / "runs")}
+        with _environ(**{PROFILE_ENV: profile}, **threads, **runs):
             nb = pm.execute_notebook(
                 read_source(src), str(tmp), parameters=dict(params), kernel_name=KERNEL["name"],
                 language="python", cwd=str(cwd), progress_bar=False, log_output=False,
@@ -795,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = find_sources(args.src_dir, args.only)
         overrides = resolve_paths(parse_overrides(args.overrides), Path.cwd())
         plans = plan_runs(profile, sources, [s.stem for s in all_sources], overrides, args.out)
-    except RunbookError as exc:
+    except (RunbookError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.list:

@@ -212,3 +212,42 @@ def plate_distribution(strains: pd.DataFrame, classes: Sequence[str] = CLASSES) 
     counts = pd.crosstab(single["localization"], single["plate"])
     counts = counts.reindex(index=[c for c in classes if c in counts.index])
     return counts.div(counts.sum(axis=1), axis=0)
+
+
+def neighbour_mismatch(screen, table: pd.DataFrame, half_window: int = 32) -> np.ndarray:
+    """Per crop: the fraction of the other true cells in its window whose class differs.
+
+    Uses the synthetic screen's truth (``screen.cells``: field, label, y, x,
+    localization). A neighbour is a true cell whose centre lies within the crop window
+    (``|dy|, |dx| < half_window``). NaN for crops without a matched true cell or without
+    neighbours.
+
+    Parameters
+    ----------
+    screen : bgrobust.screen.Screen
+        A screen with truth.
+    table : DataFrame
+        Crop table with ``field``, ``y``, ``x``, ``truth_label`` and ``true_localization``.
+    """
+    if not screen.has_truth:
+        raise ValueError("neighbour_mismatch needs a screen with truth (a synthetic screen)")
+    for col in ("field", "y", "x", "truth_label", "true_localization"):
+        if col not in table.columns:
+            raise ValueError(f"neighbour_mismatch: crop table lacks column {col!r}")
+    out = np.full(len(table), np.nan)
+    cells = screen.cells.groupby("field")
+    positions = table.reset_index(drop=True).groupby("field").indices
+    for field_id, rows in positions.items():
+        if field_id not in cells.groups:
+            continue
+        c = cells.get_group(field_id)
+        cy, cx = c["y"].to_numpy(float), c["x"].to_numpy(float)
+        clab, cloc = c["label"].to_numpy(), c["localization"].to_numpy()
+        for i in rows:
+            r = table.iloc[i]
+            if pd.isna(r.true_localization):
+                continue
+            near = (np.abs(cy - r.y) < half_window) & (np.abs(cx - r.x) < half_window) & (clab != r.truth_label)
+            if near.any():
+                out[i] = float(np.mean(cloc[near] != r.true_localization))
+    return out

@@ -153,7 +153,7 @@ def read_paper_results(folder, *, models: Sequence[str] | None = None,
 
     Examples
     --------
-    >>> from bgrobust.paths import SHARED_DATA
+    >>> # SHARED_DATA: the folder of the real third-party data (``../shared/data`` beside the checkout)
     >>> folder = SHARED_DATA / "paper-results" / "swap_experiments" / "results"
     >>> res = read_paper_results(folder) if folder.exists() else None
     >>> sorted(res) if res else ['deeploc', 'pci', 'pifia']
@@ -569,4 +569,83 @@ def held_out_per_class(df: pd.DataFrame, aggregation: str = "all") -> pd.DataFra
     cv = class_accuracies(df, exp, aggregation, value="Accuracy")
     out = pd.DataFrame({"held_out": held, "cv": cv})
     out.index.name = "class"
+    return out
+
+
+def table1_beside(tables_by_source: Mapping[str, pd.DataFrame], digits: int = 3) -> pd.DataFrame:
+    """Several tidy Table 1s (e.g. the paper's and ours) in one wide table, model by model.
+
+    Parameters
+    ----------
+    tables_by_source : mapping of str to DataFrame
+        ``{source label: table}``, each with ``model, experiment, mean, three_se``
+        (:func:`table1` or :func:`bgrobust.published.table1`).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``Model, source`` and the experiments (paper's names), rows grouped by model in
+        the paper's order and by source in the given order.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["pifia"], "experiment": ["base"], "mean": [0.9], "three_se": [0.01]})
+    >>> table1_beside({"paper": t, "ours": t}).columns.tolist()
+    ['Model', 'source', 'Baseline']
+    """
+    frames = []
+    for k, (source, df) in enumerate(tables_by_source.items()):
+        wide = format_table1(df, digits).reset_index()
+        wide.insert(1, "source", source)
+        wide["_s"] = k
+        frames.append(wide)
+    out = pd.concat(frames, ignore_index=True)
+    rank = {MODEL_TITLES.get(m, m): i for i, m in enumerate(MODELS)}
+    out["_m"] = out["Model"].map(lambda m: rank.get(m, len(rank)))
+    return out.sort_values(["_m", "_s"], kind="stable").drop(columns=["_m", "_s"]).reset_index(drop=True)
+
+
+def supp_table2(results: Mapping[str, Mapping[str, pd.DataFrame]], aggregation: str = "all",
+                digits: int = 2) -> pd.DataFrame:
+    """Supp. Table 2: per-class accuracy ``"mean ± 3 SE"`` per extractor and setting.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``model, setting`` and one per class (in :data:`~bgrobust.vocabulary.CLASSES`
+        order); one row per extractor and experiment.
+    """
+    frames = []
+    for name, res in _check_nested(results).items():
+        pc = per_class_table(res, aggregation)
+        pc["value"] = [f"{m:.{digits}f} ± {e:.{digits}f}" for m, e in zip(pc["mean"], pc["three_se"])]
+        w = pc.pivot(index="experiment", columns="class", values="value")
+        w = w.reindex(index=[e for e in EXPERIMENTS if e in w.index], columns=[c for c in CLASSES if c in w.columns])
+        w.index = [EXPERIMENT_TITLES[e] for e in w.index]
+        w.index.name = "setting"
+        w = w.reset_index()
+        w.insert(0, "model", MODEL_TITLES.get(name, name))
+        frames.append(w)
+    return pd.concat(frames, ignore_index=True)
+
+
+def format_drops(drops: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A :func:`bgrobust.experiments.drop_table` as printed: ``"mean ± 3 SE"`` per setting, the drop
+    with its interval, and for remedies the share of the drop removed and the baseline cost.
+
+    Columns other than the table's own (e.g. a ``kind`` column) are kept after ``extractor``.
+    """
+    own = {"extractor", "drop", "drop_low", "drop_high", "drop_removed", "baseline_cost"} | \
+        {e for e in EXPERIMENTS} | {f"{e}_3se" for e in EXPERIMENTS}
+    out = drops[["extractor"] + [c for c in drops.columns if c not in own]].copy()
+    for e in EXPERIMENTS:
+        if e in drops:
+            out[EXPERIMENT_TITLES[e]] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(drops[e], drops[f"{e}_3se"])]
+    if "drop" in drops:
+        out["drop (same − diff)"] = [f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+                                     for d, lo, hi in zip(drops["drop"], drops["drop_low"], drops["drop_high"])]
+    if "drop_removed" in drops:
+        out["drop removed"] = [f"{v:.0%}" if pd.notna(v) else "" for v in drops["drop_removed"]]
+    if "baseline_cost" in drops:
+        out["baseline cost"] = [f"{v:+.{digits}f}" if pd.notna(v) else "" for v in drops["baseline_cost"]]
     return out

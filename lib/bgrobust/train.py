@@ -77,6 +77,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -90,7 +91,7 @@ from tqdm.auto import tqdm
 
 from .cache import (CacheWarning, array_digest, atomic_file, check_entry, clean_stale, code_key, content_key,
                     entry_lock, file_checksum, seal_entry, tensors_digest)
-from .vocabulary import CLASSES
+from .vocabulary import CLASSES, MODELS
 from .constraints import Boolean, Choice, Integer, Optional, Real, check_params, check_value
 from .crops import CropSet
 from .devices import resolve_device
@@ -1229,3 +1230,60 @@ def plot_history(history: pd.DataFrame, ax=None, *, label: str | None = None, sh
         ax2.tick_params(axis="y", colors="0.4")
     ax.legend(loc="upper right", fontsize="small")
     return ax
+
+
+# ------------------------------------------------------------------------------ the book's models
+def split_training(training: Mapping | None, name: str) -> dict:
+    """One model's training parameters from a profile's ``training`` mapping.
+
+    Top-level keys apply to every model; a key named after a model (``pifia``, ``pci``,
+    ``deeploc``) holds that model's overrides.
+    """
+    training = dict(training or {})
+    common = {k: v for k, v in training.items() if k not in MODEL_NAMES}
+    own = training.get(name) or {}
+    if not isinstance(own, Mapping):
+        raise TypeError(f"training.{name} must be a mapping of parameters, got {own!r}")
+    return {**common, **own}
+
+
+def train_models(dataset, training: Mapping | None = None, models=MODELS, *, seed: int = 0, cache_dir=None,
+                 progress: bool = True, device=None) -> dict:
+    """Train (or load from the cache) each model on the dataset's crops.
+
+    Parameters
+    ----------
+    dataset : bgrobust.dataset.Dataset
+    training : mapping, optional
+        Parameters of :class:`bgrobust.train.TrainParams`, common and per model (see
+        :func:`split_training`).
+    models : sequence of str
+    seed : int
+        Default seed of every training (a ``seed`` in ``training`` wins).
+    device : None, str or torch.device
+        Where trainings that are not cached run (``"auto"``: a CUDA GPU when present).
+
+    Returns
+    -------
+    dict of str to bgrobust.train.TrainResult
+    """
+    results = {}
+    for name in models:
+        params = TrainParams.from_dict({"seed": seed, **split_training(training, name)}, model=name)
+        results[name] = load_or_train(name, dataset.crops, params, cache_dir=cache_dir, progress=progress,
+                                      device=device)
+    return results
+
+
+def untrained_models(trained: Mapping, *, seed: int = 0) -> dict:
+    """Random-init copies of trained models: same architecture, width and head size.
+
+    The untrained baseline of "what are we learning": the same layer and pooling read
+    from a network that never saw the screen.
+    """
+    copies = {}
+    for name, result in trained.items():
+        n_classes = len(result.labels) if result.labels else None
+        kwargs = {"n_classes": n_classes} if n_classes else {}
+        copies[name] = build(name, width=result.params.width, random_state=seed, **kwargs).eval()
+    return copies

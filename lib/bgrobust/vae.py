@@ -1085,3 +1085,47 @@ def load_vae(path) -> VAE:
     model = VAE(**blob["config"])
     model.load_state_dict(blob["state_dict"])
     return model.eval()
+
+
+def load_or_fit_vae(dataset, params: dict | None = None, *, cache_dir=None, progress: bool = True):
+    """The VAE baseline (:mod:`bgrobust.vae`) fitted on the valid crops, cached on disk.
+
+    ``params`` are :class:`bgrobust.vae.VAEParams` fields; ``preset: demo`` starts from
+    :meth:`~bgrobust.vae.VAEParams.demo` (the short CPU run) instead of the original's values.
+
+    Returns
+    -------
+    model : bgrobust.vae.VAE
+    history : DataFrame
+    seconds : float
+        Wall time of the fit (of the original fit when loaded from the cache).
+    """
+    import json
+
+    from .cache import atomic_dir, code_key, content_key, load_or_create
+    from .paths import cache_folder
+    from .train import data_fingerprint
+
+    params = dict(params or {})
+    preset = params.pop("preset", None)
+    if preset not in (None, "demo"):
+        raise ValueError(f"vae.preset must be 'demo' or absent, got {preset!r}")
+    vp = VAEParams.demo(**params) if preset == "demo" else VAEParams(**params)
+    valid = dataset.valid_crops()
+    key = content_key(repr(vp), data_fingerprint(valid, "pifia"), code_key("bgrobust.vae"))
+    folder = Path(cache_dir or cache_folder("models")) / f"vae-{key}"
+
+    def build(path):
+        start = time.perf_counter()
+        model, history = fit_vae(valid.images, vp, progress=progress)
+        seconds = time.perf_counter() - start
+        with atomic_dir(path, seal=True) as tmp:
+            save_vae(model, tmp / "vae.pt")
+            history.to_csv(tmp / "history.csv", index=False)
+            (tmp / "info.json").write_text(json.dumps({"seconds": seconds, "params": repr(vp)}))
+
+    def load(path):
+        info = json.loads((path / "info.json").read_text())
+        return load_vae(path / "vae.pt"), pd.read_csv(path / "history.csv"), info["seconds"]
+
+    return load_or_create(folder, build, load, what="fitted VAE")

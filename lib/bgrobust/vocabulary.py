@@ -86,8 +86,8 @@ TRIPLET_EXPERIMENTS: tuple[str, ...] = ("diff", "batch")
 MODELS: tuple[str, ...] = ("pifia", "pci", "deeploc")
 #: Display names of the models (Table 1 rows).
 MODEL_TITLES: dict[str, str] = {"pifia": "PIFiA", "pci": "PCI", "deeploc": "DeepLoc"}
-#: One colour per model, stable across every figure of the book.
-MODEL_COLORS: dict[str, str] = {"pifia": "#1b9e77", "pci": "#d95f02", "deeploc": "#7570b3"}
+#: One colour per model, the paper's (Fig. 2: PIFiA red, PCI blue, DeepLoc green).
+MODEL_COLORS: dict[str, str] = {"pifia": "#951403", "pci": "#005b96", "deeploc": "#00A36C"}
 
 
 def class_index(name: str) -> int:

@@ -7,7 +7,7 @@ visible in the crops (they are not masked).
 
 Examples
 --------
->>> from bgrobust.paths import SHARED_DATA
+>>> # SHARED_DATA: the folder of the real third-party data (``../shared/data`` beside the checkout)
 >>> folder = SHARED_DATA / "pci-toy-subset"
 >>> if folder.exists():                                  # doctest: +SKIP
 ...     crops, table = read_pci_crops(folder)
@@ -121,7 +121,7 @@ def gene_to_orf(sce_csv_path) -> dict[str, str]:
 
     Examples
     --------
-    >>> from bgrobust.paths import SHARED_DATA
+    >>> # SHARED_DATA: the folder of the real third-party data (``../shared/data`` beside the checkout)
     >>> path = SHARED_DATA / "yeastgfp" / "Sce.csv.xz"
     >>> if path.exists():                                # doctest: +SKIP
     ...     gene_to_orf(path)["AAC1"]

@@ -16,7 +16,7 @@ to a strains table.
 
 Examples
 --------
->>> from bgrobust.paths import SHARED_DATA
+>>> # SHARED_DATA: the folder of the real third-party data (``../shared/data`` beside the checkout)
 >>> path = SHARED_DATA / "yeastgfp" / "allOrfData.txt"
 >>> if path.exists():                                   # doctest: +SKIP
 ...     labels = single_localized(read_huh_table(path))

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..vocabulary import CHANNELS
+from ..vocabulary import CHANNELS, MODEL_TITLES
 from .deeploc import build_deeploc
 from .pci import build_pci
 from .pifia import build_pifia
@@ -250,7 +250,7 @@ _DEEPLOC_LAYERS = (
 _SPECS = MappingProxyType({
     "pifia": ModelSpec(
         name="pifia",
-        title="PIFiA",
+        title=MODEL_TITLES["pifia"],
         reference="Razdaibiedina et al., Mol Syst Biol 2024; github.com/arazd/pifia",
         input_channels=("gfp",),
         input_size=64,
@@ -263,7 +263,7 @@ _SPECS = MappingProxyType({
     ),
     "pci": ModelSpec(
         name="pci",
-        title="PCI",
+        title=MODEL_TITLES["pci"],
         reference="Lu et al., PLoS Comput Biol 2019; github.com/alexxijielu/paired_cell_inpainting",
         input_channels=("gfp", "cytoplasm"),
         input_size=64,
@@ -277,7 +277,7 @@ _SPECS = MappingProxyType({
     ),
     "deeploc": ModelSpec(
         name="deeploc",
-        title="DeepLoc",
+        title=MODEL_TITLES["deeploc"],
         reference="Kraus et al., Mol Syst Biol 2017; github.com/okraus/DeepLoc",
         input_channels=("gfp", "cytoplasm"),
         input_size=60,

@@ -75,7 +75,7 @@ def camera(photons: np.ndarray, rng: np.random.Generator, effects: PlateEffects,
     >>> rng = np.random.default_rng(0)
     >>> fx = PlateEffects(200.0, 1.0, 0.0, (0.5, 0.5), 0.0, 0.0)
     >>> img = camera(np.full((4, 4), 100.0), rng, fx)
-    >>> img.dtype.name, 250 < img.mean() < 350
+    >>> img.dtype.name, bool(250 < img.mean() < 350)
     ('uint16', True)
     """
     counts = rng.poisson(np.clip(photons * effects.gain, 0, None)).astype(np.float32)

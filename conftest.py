@@ -1,14 +1,22 @@
-"""Shared test setup: keep every test away from the user's run folder.
+"""Shared test setup (tests and doctests): keep every test away from the user's run folder.
 
 ``BGROBUST_RUNS`` (see :mod:`bgrobust.paths`) points at a fresh temporary folder for
 the whole session, set before any test module is imported and removed at the end.
-Kernels started by papermill inherit it.  Fixtures belong in the test files.
+Kernels started by papermill inherit it.  ``ROOT`` and ``SHARED_DATA`` are imported by the
+test modules (``from conftest import SHARED_DATA``); the doctests get ``SHARED_DATA`` in
+their namespace.  Fixtures belong in the test files.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from pathlib import Path
+
+#: The repository (the book's root) and the real third-party data beside it (never committed;
+#: ``$BGROBUST_SHARED_DATA`` overrides). Tests that read it skip with a reason when it is absent.
+ROOT = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("BGROBUST_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 _SAVED: dict[str, str | None] = {}
 
@@ -29,3 +37,11 @@ def pytest_unconfigure(config):
         os.environ.pop("BGROBUST_RUNS", None)
     else:
         os.environ["BGROBUST_RUNS"] = old
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _doctest_names(doctest_namespace):
+    doctest_namespace["SHARED_DATA"] = SHARED_DATA
