@@ -174,9 +174,7 @@ def _check_layers(name: str, layers) -> list[str]:
 # ------------------------------------------------------------------------------ forward
 def _stages(model: nn.Module):
     """(name, op) pairs of the feature path, for running several layers in one pass."""
-    if model.name == "pci":
-        return model._source_steps()
-    return model._steps()
+    return model.feature_steps()
 
 
 def _forward_layers(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:

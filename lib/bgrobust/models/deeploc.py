@@ -161,6 +161,10 @@ class DeepLoc(nn.Module):
             elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 module.reset_parameters()
 
+    def feature_steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
+        """``(name, op)`` pairs of the feature path, in order: run them to read several layers in one pass."""
+        return self._steps()
+
     def _steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
         """The network, top to bottom, as (name of the output, operation) pairs."""
         relu = F.relu

@@ -135,6 +135,10 @@ class PairedCellInpainting(nn.Module):
                 module.reset_parameters()
 
     # ----------------------------------------------------------------- the three streams
+    def feature_steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
+        """``(name, op)`` pairs of the feature path, in order: run them to read several layers in one pass."""
+        return self._source_steps()
+
     def _source_steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
         """Source encoder, top to bottom, as (name of the output, operation) pairs."""
         relu = F.relu

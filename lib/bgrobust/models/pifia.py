@@ -163,6 +163,10 @@ class PIFiA(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 module.reset_parameters()
 
+    def feature_steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
+        """``(name, op)`` pairs of the feature path, in order: run them to read several layers in one pass."""
+        return self._steps()
+
     def _steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
         """The network, top to bottom, as (name of the output, operation) pairs.
 
