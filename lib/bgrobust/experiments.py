@@ -81,8 +81,20 @@ def setting_features(sets, extractor, *, batch_size: int = 4096, progress: bool 
 
 
 # ------------------------------------------------------------------------------ the SVM grid
-def _triplets_available(feats, protocol, classes, n_jobs, progress, cache_dir) -> pd.DataFrame:
-    """Triplets for the backgrounds that have crops for both centres (all of them on a full screen)."""
+def _triplets_available(feats, protocol, classes, n_jobs, progress, cache_dir,
+                        backgrounds: str = "valid") -> pd.DataFrame:
+    """Triplets for the backgrounds that have crops for both centres (all of them on a full screen).
+
+    ``backgrounds="all"`` also evaluates each pair on the backgrounds of its own two classes
+    (the other-class background design; the sets need ``swap_backgrounds="all"``).
+    """
+    if backgrounds == "all":
+        missing = [(c, b) for c in classes for b in classes if (c, b) not in feats]
+        if missing:
+            raise ValueError(f"backgrounds='all' needs sets for every (centre, background) including b == c; "
+                             f"missing {missing[:4]} (generate the settings with swap_backgrounds='all')")
+        return evaluate_triplets(feats, protocol, classes=classes, backgrounds="all", n_jobs=n_jobs,
+                                 progress=progress, cache_dir=cache_dir)
     backgrounds = [b for b in classes if all((c, b) in feats for c in classes if c != b)]
     if len(backgrounds) == len(classes):
         return evaluate_triplets(feats, protocol, classes=classes, n_jobs=n_jobs, progress=progress,
@@ -109,7 +121,7 @@ def set_groups(sets) -> dict:
 
 
 def _grid(features: Mapping, protocol: SVMProtocol, experiments, classes, n_jobs, progress,
-          cache_dir, held_out=None, groups=None) -> dict[str, pd.DataFrame]:
+          cache_dir, held_out=None, groups=None, backgrounds: str = "valid") -> dict[str, pd.DataFrame]:
     out = {}
     for exp in experiments:
         if held_out is not None:
@@ -128,7 +140,7 @@ def _grid(features: Mapping, protocol: SVMProtocol, experiments, classes, n_jobs
                                       cache_dir=cache_dir)
         elif exp in TRIPLET_EXPERIMENTS:
             feats = {(c, b): x for (s, c, b), x in features.items() if s == exp and len(x) > 0}
-            out[exp] = _triplets_available(feats, protocol, classes, n_jobs, progress, cache_dir)
+            out[exp] = _triplets_available(feats, protocol, classes, n_jobs, progress, cache_dir, backgrounds)
         else:
             raise ValueError(f"unknown experiment {exp!r}; expected names from {EXPERIMENTS}")
     return out
@@ -319,7 +331,8 @@ def _available(sets, experiments, classes) -> tuple[list[str], dict]:
 
 
 def run_experiments(sets, extractors, protocol: SVMProtocol | None = None, *, experiments=None, classes=None,
-                    held_out: Mapping | None = None, n_jobs: int = 1, progress: bool = True, cache_dir=None,
+                    held_out: Mapping | None = None, backgrounds: str = "valid", n_jobs: int = 1,
+                    progress: bool = True, cache_dir=None,
                     keep_features: bool = False, batch_size: int = 4096) -> ExperimentResults:
     """The paper's five experiments for one or several feature extractors.
 
@@ -341,6 +354,11 @@ def run_experiments(sets, extractors, protocol: SVMProtocol | None = None, *, ex
         :func:`held_out_triplets`) instead of the 5-fold protocol alone; the mapping holds its
         ``test_fraction``, ``random_state`` and ``backgrounds``. The groups are the sets'
         centre proteins (generate the sets with ``centre_proteins="all"``).
+    backgrounds : {"valid", "all"}
+        Backgrounds of the triplet experiments: the classes other than the pair's (the paper's
+        aggregation), or also the pair's own two classes (the *other-class background* design
+        for few classes: both centres on backgrounds of one class of the pair, in turn; the sets
+        need ``swap_backgrounds="all"``).
     n_jobs, progress, cache_dir
         Parallel SVM workers, progress bars, the SVM result cache folder.
     keep_features : bool
@@ -366,7 +384,8 @@ def run_experiments(sets, extractors, protocol: SVMProtocol | None = None, *, ex
         start = time.perf_counter()
         feats = setting_features(sets, ex, batch_size=batch_size, progress=progress)
         t_feat = time.perf_counter() - start
-        results[name] = _grid(feats, protocol, experiments, classes, n_jobs, progress, cache_dir, held_out, groups)
+        results[name] = _grid(feats, protocol, experiments, classes, n_jobs, progress, cache_dir, held_out, groups,
+                              backgrounds)
         timing.append({"extractor": name, "features_s": t_feat, "svm_s": time.perf_counter() - start - t_feat})
         if keep_features:
             features[name] = feats
