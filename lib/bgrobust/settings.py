@@ -21,6 +21,16 @@ batch     Cell-Free Diff Loc Swap         pasted on a cell-free crop of proteins
 The short names are the file names of the paper's result CSVs
 (``results_{base,mask,same,diff,batch}.csv``).
 
+With ``swap_backgrounds="all"`` the ``diff`` and ``batch`` settings also hold the
+pairs ``(c, c)``: the *other-class background* design for few classes.  The paper's
+``eval_triplet`` already computes every pair ``(c1, c2)`` on every background ``b``,
+including ``b in {c1, c2}``, and drops those rows when aggregating; with two classes
+A and B they are the only rows: A-centres and B-centres on A-backgrounds, then on
+B-backgrounds.  A classifier that separates A from B on one shared background class
+measures what the centre cell alone carries (it is the diff swap with ``b`` chosen
+among the pair itself).  The ``diff`` set ``(c, c)`` is built exactly like the
+``same`` set of ``c`` (background of another protein of class ``c``).
+
 Compositing (:func:`bgrobust.imageops.composite`) is the paper notebook's
 ``impose_foreground_on_background``: a copy of the background crop with the centre
 cell's pixels pasted where its segmentation mask is true; the donor's own centre
@@ -28,6 +38,10 @@ cell is *not* removed.  Before pasting, the centre-cell pixels are standardised 
 the mean and standard deviation of all pixels of its protein's crops and the
 background pixels with those of the background's protein (section 3.2,
 :func:`bgrobust.imageops.protein_stats`, :func:`bgrobust.imageops.standardize`).
+``swap="clean"`` (not the paper's) first erases the donor's own centre cell
+(:func:`bgrobust.imageops.remove_centre_cell`: its mask, grown a little, filled from
+the donor's background pixels), so no second cell shows around the pasted one;
+:func:`compositing_artefacts` measures seams and donor residue of either variant.
 
 :func:`generate_settings` builds every set the experiments need, deterministically
 from ``random_state``, and caches them as one array plus an index table
@@ -52,7 +66,7 @@ from .cache import atomic_dir, code_key, content_key, dataset_fingerprint, load_
 from .constraints import Choice, Integer, check_value
 from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 from .crops import CropSet
-from .imageops import composite, protein_stats, standardize
+from .imageops import CentreRemoval, composite, donor_residue, protein_stats, remove_centre_cells, seam_contrast, standardize
 
 #: The :class:`SettingSets` accessor of each setting.
 SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
@@ -63,6 +77,8 @@ _SHORTFALL = ("min", "error")
 _BASE_PROTEINS = ("all", "one")
 _CELLFREE_SAMPLING = ("two_step", "one_protein")
 _CENTRE_PROTEINS = ("one", "all")
+_SWAP_BACKGROUNDS = ("other", "all")
+_SWAPS = ("paper", "clean")
 
 
 # --------------------------------------------------------------------------------------
@@ -170,7 +186,7 @@ class SettingSets:
             raise KeyError(f"SettingSets: unknown setting {key[0]!r}; expected one of {EXPERIMENTS}")
         if key not in self._index:
             have = sorted({k[0] for k in self._index})
-            hint = ("; diff/batch backgrounds must differ from the centre class"
+            hint = ("; diff/batch sets with background == centre exist only with swap_backgrounds='all'"
                     if key[0] in ("diff", "batch") and key[1] == key[2] else "")
             raise KeyError(f"SettingSets: no set {key!r} (settings generated: {have}){hint}")
         start, stop = self._index[key]
@@ -389,7 +405,7 @@ def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode
 
 def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, shortfall: str,
           base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool,
-          centre_proteins: str = "one") -> list[_Plan]:
+          centre_proteins: str = "one", swap_backgrounds: str = "other") -> list[_Plan]:
     crops_table = dataset.crops.table
     _check_table(crops_table, ["strain", "localization", "kind", "valid"], "dataset.crops")
     valid = np.flatnonzero(crops_table["valid"].to_numpy(bool))
@@ -416,9 +432,17 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
 
     plans: list[_Plan] = []
 
-    def one_protein_background(rng, c, b, p1, centres):
-        # p1: the centre protein (None for centres of several proteins; b != c then)
-        candidates = {p: v for p, v in cells[b].items() if p != p1}
+    def one_protein_background(rng, c, b, p1, centres, centre_strains):
+        # p1: the centre protein (None for centres of several proteins); a background of the
+        # centre's own class (same, or diff with swap_backgrounds="all") is of another protein
+        exclude = {p1, *centre_strains} if b == c else {p1}
+        candidates = {p: v for p, v in cells[b].items() if p not in exclude}
+        if b == c and p1 is None and (b, b) in reserved:
+            candidates = {reserved[(b, b)]: cells[b][reserved[(b, b)]]}
+        if not candidates:
+            raise ValueError(f"generate_settings: a background of class {b!r} for centres of the same class "
+                             f"needs a protein other than the centre's; class {b!r} has only "
+                             f"{sorted(cells[b])}")
         p2 = sorted(candidates)[int(rng.integers(len(candidates)))]
         pos = candidates[p2]
         k = len(centres)
@@ -435,14 +459,24 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
             where = f"generate_settings: {setting} centre class {c!r}"
             rng = _rng(random_state, "centre", c, b)
             if key[0] == "all":
-                idx, strains = _plan_centres_all(rng, cells[c], n, sampling, shortfall, where)
+                pool = cells[c]
+                if c == b:
+                    # centres of several proteins on their own class: keep one protein back
+                    # for the backgrounds (drawn first, from the same stream)
+                    if len(pool) < 2:
+                        raise ValueError(f"generate_settings: {setting} ({c!r}, {c!r}) needs two "
+                                         f"single-localized proteins of class {c!r}, found {sorted(pool)}")
+                    names = sorted(pool)
+                    reserved[(c, c)] = names[int(rng.integers(len(names)))]
+                    pool = {p: v for p, v in pool.items() if p != reserved[(c, c)]}
+                idx, strains = _plan_centres_all(rng, pool, n, sampling, shortfall, where)
                 centre_choice[key] = (None, idx, strains)
             else:
                 p1, idx = _plan_centres(rng, cells[c], n, sampling, shortfall, where)
                 centre_choice[key] = (p1, idx, np.array([p1] * len(idx), dtype=object))
         return centre_choice[key]
 
-    base_choice, centre_choice = {}, {}
+    base_choice, centre_choice, reserved = {}, {}, {}
     for setting in settings:
         if setting in ("base", "mask"):
             for c in classes:
@@ -464,12 +498,13 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
                 plans.append(_Plan(setting, c, c, n, idx, strains, idx, strains, "crops"))
             continue
         pairs = ([(c, c) for c in classes] if setting == "same"
-                 else [(c, b) for c in classes for b in classes if b != c])
+                 else [(c, b) for c in classes for b in classes if b != c or swap_backgrounds == "all"])
         for c, b in pairs:
             # the centre cells of a pair (c, b) are shared by diff and batch (paired design)
             p1, centres, centre_strains = centres_of(setting, c, b)
             if setting in ("same", "diff"):
-                bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres)
+                bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres,
+                                                       centre_strains)
                 source = "crops"
             else:
                 if not free[b]:
@@ -503,7 +538,8 @@ def _stats_table(stats: pd.DataFrame) -> dict:
     return {p: (m[i], s[i]) for i, p in enumerate(stats.index)}
 
 
-def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool):
+def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool, swap: str = "paper",
+          removal: CentreRemoval | None = None, random_state: int = 0):
     crops = dataset.crops
     centre = np.asarray(crops.images[plan.centre_index])
     masks = np.asarray(crops.masks[plan.centre_index]).astype(bool)
@@ -521,6 +557,10 @@ def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool):
         m2 = np.stack([stats[p][0] for p in plan.background_strain])
         s2 = np.stack([stats[p][1] for p in plan.background_strain])
         background = standardize(background, m2, s2)
+    if swap == "clean" and plan.background_source == "crops":
+        donor_masks = np.asarray(crops.masks[plan.background_index]).astype(bool)
+        rng = _rng(random_state, "clean", plan.setting, plan.centre_class, plan.background_class)
+        background, _ = remove_centre_cells(background.astype(np.float32), donor_masks, rng, removal)
     return composite(centre.astype(np.float32), masks, background.astype(np.float32)), masks
 
 
@@ -570,7 +610,9 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
                       sampling: str = "random", base_proteins: str = "all",
                       cellfree_sampling: str = "two_step", centre_proteins: str = "one",
                       shortfall: str = "min", reuse_backgrounds: bool = True, standardize: bool = True,
-                      progress: bool = True, cache_dir=None) -> SettingSets:
+                      swap_backgrounds: str = "other", swap: str = "paper",
+                      removal: CentreRemoval | None = None, progress: bool = True,
+                      cache_dir=None) -> SettingSets:
     """Every crop set of the five experiments, cached on disk.
 
     For every ordered pair of classes ``(c, b)`` (section 3.2): a protein ``p1`` of
@@ -639,6 +681,31 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
     standardize : bool
         Standardise centre and background pixels per protein (all three channels).
         ``False`` pastes raw intensities, like the paper's example notebook.
+    swap_backgrounds : {"other", "all"}
+        Background classes of the ``diff`` and ``batch`` sets of centre class ``c``:
+        every ``b != c`` (default; the pairs section 3.2 aggregates), or every class
+        including ``c`` itself, which adds the sets ``(c, c)``: the *other-class
+        background* design that works with two classes.  For a pair ``(c1, c2)`` and a
+        background ``b in {c1, c2}``, :func:`bgrobust.classify.evaluate_triplets` with
+        ``backgrounds="all"`` separates c1-centres from c2-centres on backgrounds of
+        ``b``: the paper's ``eval_triplet`` rows with ``Background`` equal to
+        ``Location1`` or ``Location2``, which its aggregation drops.  ``diff[(c, c)]``
+        is built like ``same[c]`` (with the default ``centre_proteins="one"`` it *is*
+        the same set: same streams); with ``centre_proteins="all"`` one protein of
+        ``c`` is kept back for the backgrounds, so centre and background proteins
+        stay disjoint (the class needs two proteins).  ``batch[(c, c)]`` pastes on
+        cell-free crops of class ``c``.
+    swap : {"paper", "clean"}
+        Compositing of the sets on cell crops (``same``, ``diff``): the paper's
+        (default; the donor crop's own centre cell stays, hidden only where the pasted
+        mask covers it), or ``"clean"``: the donor's centre cell (its mask grown by
+        ``removal.dilation``) is first filled from the donor's own background pixels
+        (:func:`bgrobust.imageops.remove_centre_cell`).  Centre-cell pixels are the same
+        in both; cell-free backgrounds (``batch``) have no centre cell and are the same
+        too.  The variant is part of the cache key.
+    removal : CentreRemoval, optional
+        Parameters of the clean swap (default ``CentreRemoval()``); only with
+        ``swap="clean"``.
     progress : bool
         Show a tqdm progress bar.
     cache_dir : path, optional
@@ -650,8 +717,9 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
     -------
     SettingSets
         ``base[c]``, ``mask[c]``, ``same[c]`` (the pair ``(c, c)``), ``swap[(c, b)]``
-        and ``cellfree[(c, b)]`` for every ``b != c``; images are float32
-        ``(n, 3, 64, 64)``, memory-mapped.
+        and ``cellfree[(c, b)]`` for every ``b != c`` (and ``b == c`` with
+        ``swap_backgrounds="all"``); images are float32 ``(n, 3, 64, 64)``,
+        memory-mapped.
 
     Examples
     --------
@@ -660,6 +728,10 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
     >>> # crops = sets.swap[("actin", "ER")]; crops.table.centre_index  # into ds.crops
     >>> # held = generate_settings(ds, 40, settings=("batch",), centre_proteins="all")
     >>> # held.cellfree[("actin", "ER")].table.centre_strain  # several actin proteins
+    >>> # two = generate_settings(ds, 40, classes=("cytoplasm", "mitochondrion"),
+    >>> #                         settings=("diff",), swap_backgrounds="all", swap="clean")
+    >>> # evaluate_triplets({k[1:]: extract(c.images) for k, c in two.items()},
+    >>> #                   classes=("cytoplasm", "mitochondrion"), backgrounds="all")
     """
     from .paths import run_dir
 
@@ -683,7 +755,16 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         "centre_proteins": _check_choice(centre_proteins, "centre_proteins", _CENTRE_PROTEINS),
         "shortfall": _check_choice(shortfall, "shortfall", _SHORTFALL),
         "reuse_backgrounds": bool(reuse_backgrounds), "standardize": bool(standardize),
+        "swap_backgrounds": _check_choice(swap_backgrounds, "swap_backgrounds", _SWAP_BACKGROUNDS),
+        "swap": _check_choice(swap, "swap", _SWAPS),
     }
+    if removal is not None and not isinstance(removal, CentreRemoval):
+        raise TypeError(f"generate_settings: removal must be a bgrobust.imageops.CentreRemoval, "
+                        f"got {type(removal).__name__}")
+    if removal is not None and params["swap"] != "clean":
+        raise ValueError("generate_settings: removal= is used only with swap='clean'")
+    if params["swap"] == "clean":
+        params["removal"] = (removal or CentreRemoval()).to_dict()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     fingerprint = dataset_fingerprint(dataset)
     key = settings_key(dataset, n_cells, random_state, params, fingerprint=fingerprint)
@@ -702,7 +783,8 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
     t0 = time.perf_counter()
     plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
                   params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"],
-                  params["centre_proteins"])
+                  params["centre_proteins"], params["swap_backgrounds"])
+    removal = CentreRemoval(**params["removal"]) if params["swap"] == "clean" else None
     # statistics only of the proteins the composited sets use (a full pass over the crops otherwise)
     used = {p for plan in plans if plan.setting in ("same", "diff", "batch")
             for p in (*plan.centre_strain, *plan.background_strain)}
@@ -723,7 +805,8 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
         start = 0
         for plan in order:
             if plan.n:
-                images[start:start + plan.n], masks[start:start + plan.n] = _fill(plan, dataset, stats, standardize)
+                images[start:start + plan.n], masks[start:start + plan.n] = _fill(
+                    plan, dataset, stats, standardize, params["swap"], removal, random_state)
             start += plan.n
         images.flush()
         masks.flush()
