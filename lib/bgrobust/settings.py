@@ -63,7 +63,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cache import atomic_dir, code_key, content_key, dataset_fingerprint, load_or_create, verify_if_sealed
-from .constraints import Choice, Integer, check_value
+from .constraints import Boolean, Choice, Integer, check_value
 from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 from .crops import CropSet
 from .imageops import CentreRemoval, composite, donor_residue, protein_stats, remove_centre_cells, seam_contrast, standardize
@@ -405,7 +405,8 @@ def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode
 
 def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, shortfall: str,
           base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool,
-          centre_proteins: str = "one", swap_backgrounds: str = "other") -> list[_Plan]:
+          centre_proteins: str = "one", swap_backgrounds: str = "other",
+          shared_backgrounds: bool = False) -> list[_Plan]:
     crops_table = dataset.crops.table
     _check_table(crops_table, ["strain", "localization", "kind", "valid"], "dataset.crops")
     valid = np.flatnonzero(crops_table["valid"].to_numpy(bool))
@@ -476,7 +477,7 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
                 centre_choice[key] = (p1, idx, np.array([p1] * len(idx), dtype=object))
         return centre_choice[key]
 
-    base_choice, centre_choice, reserved = {}, {}, {}
+    base_choice, centre_choice, reserved, shared = {}, {}, {}, {}
     for setting in settings:
         if setting in ("base", "mask"):
             for c in classes:
@@ -502,10 +503,24 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
         for c, b in pairs:
             # the centre cells of a pair (c, b) are shared by diff and batch (paired design)
             p1, centres, centre_strains = centres_of(setting, c, b)
-            if setting in ("same", "diff"):
+            if setting == "diff" and shared_backgrounds:
+                if b not in shared:
+                    # the backgrounds of (b, b), drawn as for that set, are every centre's on b
+                    p1_b, centres_b, strains_b = centres_of(setting, b, b)
+                    shared[b] = one_protein_background(_rng(random_state, "background", b, b), b, b, p1_b,
+                                                       centres_b, strains_b)
+                bg, bg_strain = (v[:len(centres)] for v in shared[b])
+                source = "crops"
+            elif setting in ("same", "diff"):
                 bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres,
                                                        centre_strains)
                 source = "crops"
+            elif shared_backgrounds and free[b]:
+                if ("cell_free", b) not in shared:
+                    shared[("cell_free", b)] = _plan_cellfree(_rng(random_state, "cellfree", b, b), free[b], n,
+                                                              sampling, cellfree_sampling, reuse_backgrounds)
+                bg, bg_strain = (v[:len(centres)] for v in shared[("cell_free", b)])
+                source = "cell_free"
             else:
                 if not free[b]:
                     _shortfall(shortfall, f"generate_settings: background class {b!r} has no cell-free "
@@ -610,7 +625,7 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
                       sampling: str = "random", base_proteins: str = "all",
                       cellfree_sampling: str = "two_step", centre_proteins: str = "one",
                       shortfall: str = "min", reuse_backgrounds: bool = True, standardize: bool = True,
-                      swap_backgrounds: str = "other", swap: str = "paper",
+                      swap_backgrounds: str = "other", shared_backgrounds: bool = False, swap: str = "paper",
                       removal: CentreRemoval | None = None, progress: bool = True,
                       cache_dir=None) -> SettingSets:
     """Every crop set of the five experiments, cached on disk.
@@ -695,6 +710,17 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         ``c`` is kept back for the backgrounds, so centre and background proteins
         stay disjoint (the class needs two proteins).  ``batch[(c, c)]`` pastes on
         cell-free crops of class ``c``.
+    shared_backgrounds : bool
+        ``False`` (default; section 3.2): every pair ``(c, b)`` draws its own
+        background protein and crops.  ``True``: every ``diff`` set of background
+        class ``b`` pastes on the *same* background crops, those of the set
+        ``(b, b)`` (one protein of ``b`` other than that set's centre protein), and every
+        ``batch`` set of ``b`` on the same cell-free crops; then two centre classes on
+        one background class differ only in the centre cells (and in the background
+        pixels their masks cover), which is what the other-class background design
+        is meant to measure.  Without it, the two sets on ``b`` usually come from two
+        different proteins of ``b``, and a background-only extractor can tell them
+        apart by protein.
     swap : {"paper", "clean"}
         Compositing of the sets on cell crops (``same``, ``diff``): the paper's
         (default; the donor crop's own centre cell stays, hidden only where the pasted
@@ -756,6 +782,8 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         "shortfall": _check_choice(shortfall, "shortfall", _SHORTFALL),
         "reuse_backgrounds": bool(reuse_backgrounds), "standardize": bool(standardize),
         "swap_backgrounds": _check_choice(swap_backgrounds, "swap_backgrounds", _SWAP_BACKGROUNDS),
+        "shared_backgrounds": bool(check_value(shared_backgrounds, Boolean(),
+                                               "generate_settings: shared_backgrounds")),
         "swap": _check_choice(swap, "swap", _SWAPS),
     }
     if removal is not None and not isinstance(removal, CentreRemoval):
@@ -783,7 +811,7 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
     t0 = time.perf_counter()
     plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
                   params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"],
-                  params["centre_proteins"], params["swap_backgrounds"])
+                  params["centre_proteins"], params["swap_backgrounds"], params["shared_backgrounds"])
     removal = CentreRemoval(**params["removal"]) if params["swap"] == "clean" else None
     # statistics only of the proteins the composited sets use (a full pass over the crops otherwise)
     used = {p for plan in plans if plan.setting in ("same", "diff", "batch")
@@ -820,6 +848,87 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
 # --------------------------------------------------------------------------------------
 # helpers for the image-generation chapter
 # --------------------------------------------------------------------------------------
+
+def compositing_artefacts(sets: SettingSets, dataset, *, settings=("same", "diff"), channel: str = "gfp",
+                          max_crops: int | None = None) -> pd.DataFrame:
+    """Pixel-level artefact diagnostics of the swapped sets: seams and donor residue.
+
+    The paper's artefact check compares the accuracies of ``same`` and ``base``
+    (``|same - baseline| < 0.02``), which needs a feature extractor and the SVMs (the
+    runner's job).  This is its pixel-level counterpart, for the paper's and the clean
+    compositing alike (:func:`generate_settings` ``swap=``):
+
+    * ``seam``: :func:`bgrobust.imageops.seam_contrast` of the composite along the
+      pasted mask, and ``seam_source``: the same measure of the centre cell in its own
+      source crop (standardised like the composite), so ``seam / seam_source`` near 1
+      means the paste adds no visible edge;
+    * ``donor_visible``: the share of the donor crop's own centre-cell pixels left
+      outside the pasted mask (the same for both variants: it is where the donor cell
+      *was*), and ``donor_level``: the mean of the composite over those pixels minus
+      the median of the composite outside both masks (the donor cell's contrast in
+      the paper's compositing, about 0 once the clean swap erased it).
+
+    Parameters
+    ----------
+    sets : SettingSets
+        From :func:`generate_settings`.
+    dataset : Dataset
+        The dataset ``sets`` was generated from.
+    settings : sequence of str
+        Settings on cell-crop backgrounds to measure (``same``, ``diff``).
+    channel : str
+        One of :data:`~bgrobust.vocabulary.CHANNELS`.
+    max_crops : int, optional
+        Measure at most the first ``max_crops`` crops of each set.
+
+    Returns
+    -------
+    DataFrame
+        One row per set: ``setting``, ``centre_class``, ``background_class``, ``swap``,
+        ``n``, ``seam``, ``seam_source``, ``seam_ratio``, ``donor_visible``,
+        ``donor_level`` (means over the set's crops; NaN where undefined).
+
+    Examples
+    --------
+    >>> # paper = generate_settings(ds, 40, settings=("same",))
+    >>> # clean = generate_settings(ds, 40, settings=("same",), swap="clean")
+    >>> # pd.concat([compositing_artefacts(s, ds) for s in (paper, clean)])
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"compositing_artefacts: channel must be one of {CHANNELS}, got {channel!r}")
+    bad = [s for s in settings if s not in ("same", "diff")]
+    if bad:
+        raise ValueError(f"compositing_artefacts: settings must be among ('same', 'diff') (composites on cell "
+                         f"crops), got {bad}")
+    if max_crops is not None:
+        max_crops = _check_int(max_crops, "max_crops", 1)
+    ch = CHANNELS.index(channel)
+    swap = sets.meta.get("swap", "paper")
+    rows = []
+    for (setting, centre, background), crops in sets.items():
+        if setting not in settings or not len(crops):
+            continue
+        k = len(crops) if max_crops is None else min(max_crops, len(crops))
+        t = crops.table.iloc[:k]
+        images = np.asarray(crops.images[:k], np.float64)
+        masks = np.asarray(crops.masks[:k], bool)
+        source = np.asarray(dataset.crops.images[t["centre_index"].to_numpy()], np.float64)
+        donor = np.asarray(dataset.crops.masks[t["background_index"].to_numpy()], bool)
+        seam = seam_contrast(images, masks)[:, ch]
+        seam_source = seam_contrast(source, masks)[:, ch]
+        residue = donor_residue(images, masks, donor)
+        level = residue.iloc[:, 2 + ch]  # the level_<channel> column
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no seam / no residue
+            rows.append({"setting": setting, "centre_class": centre, "background_class": background,
+                         "swap": swap, "n": k, "seam": float(np.nanmean(seam)),
+                         "seam_source": float(np.nanmean(seam_source)),
+                         "seam_ratio": float(np.nanmean(seam / seam_source)),
+                         "donor_visible": float(np.nanmean(residue["visible_fraction"])),
+                         "donor_level": float(np.nanmean(level))})
+    return pd.DataFrame(rows, columns=["setting", "centre_class", "background_class", "swap", "n", "seam",
+                                       "seam_source", "seam_ratio", "donor_visible", "donor_level"])
+
 
 def pixel_values(dataset, crops: CropSet, *, channel: str = "gfp", max_pixels: int = 20000,
                  random_state: int = 0) -> pd.DataFrame:
