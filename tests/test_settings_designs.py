@@ -365,3 +365,34 @@ def test_donor_residue_counts_the_uncovered_donor_cell():
     assert covered.visible_pixels[0] == 0 and np.isnan(covered.level_c0[0])
     with pytest.raises(ValueError, match="donor_residue"):
         donor_residue(img[None], pasted, cell[None])
+
+
+def test_covered_donors_hide_more_of_the_donor_cell(ds_small, tmp_path):
+    from bgrobust.imageops import donor_coverage
+    kw = dict(classes=PAIR, settings=("same", "diff"), swap_backgrounds="all", random_state=0)
+    random = _generate(ds_small, 12, tmp_path, **kw)
+    covered = _generate(ds_small, 12, tmp_path, donors="covered", **kw)
+    assert covered.path != random.path and covered.meta["donors"] == "covered"
+    masks = ds_small.crops.masks
+    for key in random.keys():
+        a, b = random[key].table, covered[key].table
+        # the same centre cells and background protein, other crops of that protein
+        np.testing.assert_array_equal(a.centre_index, b.centre_index)
+        assert (a.background_strain == b.background_strain).all() and b.background_index.is_unique
+        pool = set(np.flatnonzero((ds_small.crops.table.strain == b.background_strain[0])
+                                  & ds_small.crops.table.valid))
+        assert set(b.background_index) <= pool
+
+        def cover(t):
+            c = donor_coverage(np.asarray(masks[t.centre_index]), np.asarray(masks[t.background_index]))
+            return np.diag(c).mean()
+        assert cover(b) >= cover(a)
+    r, c = (compositing_artefacts(s, ds_small) for s in (random, covered))
+    assert c.donor_visible.mean() < r.donor_visible.mean()
+    with pytest.raises(ValueError, match="cannot be combined with shared_backgrounds"):
+        generate_settings(ds_small, 5, classes=PAIR, donors="covered", shared_backgrounds=True,
+                          progress=False, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="donors must be one of"):
+        generate_settings(ds_small, 5, classes=PAIR, donors="best", progress=False, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="donor_coverage"):
+        donor_coverage(np.zeros((1, 4, 4), bool), np.zeros((1, 5, 5), bool))

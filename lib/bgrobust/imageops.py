@@ -252,6 +252,41 @@ def remove_centre_cells(images, masks, rng, removal: CentreRemoval | None = None
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
+def donor_coverage(pasted_masks, donor_masks) -> np.ndarray:
+    """How much of each donor's centre cell each pasted mask would cover.
+
+    Parameters
+    ----------
+    pasted_masks : (N, H, W) bool array
+        Centre-cell masks to paste.
+    donor_masks : (M, H, W) bool array
+        Centre-cell masks of candidate donor (background) crops.
+
+    Returns
+    -------
+    (N, M) float64 array
+        ``|pasted_i & donor_j| / |donor_j|`` (1 for an empty donor mask: nothing shows).
+
+    Examples
+    --------
+    >>> a = np.zeros((1, 4, 4), bool); a[0, :2] = True
+    >>> d = np.zeros((2, 4, 4), bool); d[0, 0] = True; d[1, 1:3] = True
+    >>> donor_coverage(a, d)
+    array([[1. , 0.5]])
+    """
+    pasted = np.asarray(pasted_masks)
+    donors = np.asarray(donor_masks)
+    if pasted.ndim != 3 or donors.ndim != 3 or pasted.shape[1:] != donors.shape[1:]:
+        raise ValueError(f"donor_coverage: masks must be (N, H, W) and (M, H, W) of one crop size, "
+                         f"got {pasted.shape} and {donors.shape}")
+    a = pasted.reshape(len(pasted), -1).astype(np.float32)
+    b = donors.reshape(len(donors), -1).astype(np.float32)
+    overlap = (a @ b.T).astype(np.float64)
+    area = b.sum(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(area[None] > 0, overlap / np.maximum(area[None], 1), 1.0)
+
+
 # --------------------------------------------------------------------------------------
 # pixel-level artefact diagnostics of a composite
 # --------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ from .cache import atomic_dir, code_key, content_key, dataset_fingerprint, load_
 from .constraints import Boolean, Choice, Integer, check_value
 from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 from .crops import CropSet
-from .imageops import CentreRemoval, composite, donor_residue, protein_stats, remove_centre_cells, seam_contrast, standardize
+from .imageops import CentreRemoval, composite, donor_coverage, donor_residue, protein_stats, remove_centre_cells, seam_contrast, standardize
 
 #: The :class:`SettingSets` accessor of each setting.
 SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
@@ -79,6 +79,7 @@ _CELLFREE_SAMPLING = ("two_step", "one_protein")
 _CENTRE_PROTEINS = ("one", "all")
 _SWAP_BACKGROUNDS = ("other", "all")
 _SWAPS = ("paper", "clean")
+_DONORS = ("random", "covered")
 
 
 # --------------------------------------------------------------------------------------
@@ -403,10 +404,30 @@ def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode
     return np.asarray(chosen, dtype=np.int64), np.array(strains, dtype=object)
 
 
+def _covering(all_masks, centres: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Donor crops for ``centres`` that maximise the total coverage of the donors' cells.
+
+    An optimal one-to-one assignment (``scipy.optimize.linear_sum_assignment``) of the
+    centre cells to distinct candidates, by blocks of ``len(candidates)`` centres when
+    there are more centres than candidates (background reuse).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    pasted = np.asarray(all_masks[np.asarray(centres)], bool)
+    donor = np.asarray(all_masks[np.asarray(candidates)], bool)
+    cover = donor_coverage(pasted, donor)
+    chosen = np.empty(k, np.int64)
+    step = len(candidates)
+    for start in range(0, k, step):
+        rows, cols = linear_sum_assignment(cover[start:start + step], maximize=True)
+        chosen[start + rows] = np.asarray(candidates)[cols]
+    return chosen
+
+
 def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, shortfall: str,
           base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool,
           centre_proteins: str = "one", swap_backgrounds: str = "other",
-          shared_backgrounds: bool = False) -> list[_Plan]:
+          shared_backgrounds: bool = False, donors: str = "random") -> list[_Plan]:
     crops_table = dataset.crops.table
     _check_table(crops_table, ["strain", "localization", "kind", "valid"], "dataset.crops")
     valid = np.flatnonzero(crops_table["valid"].to_numpy(bool))
@@ -451,7 +472,12 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
             _shortfall(shortfall, f"generate_settings: background protein {p2!r} of class {b!r} has "
                                   f"{len(pos)} valid crops, fewer than the {k} needed for centre {c!r}")
             k = len(pos)
-        return _cycle(rng, pos, k, sampling), np.array([p2] * k, dtype=object)
+        if donors == "covered":  # every crop of the protein is a candidate
+            order = pos if sampling == "first" else rng.permutation(pos)
+            chosen = _covering(dataset.crops.masks, centres[:k], order, k)
+        else:
+            chosen = _cycle(rng, pos, k, sampling)
+        return chosen, np.array([p2] * k, dtype=object)
 
     def centres_of(setting, c, b):
         """(p1 or None, positions, strains); one stream per pair, so diff and batch share them."""
@@ -626,6 +652,7 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
                       cellfree_sampling: str = "two_step", centre_proteins: str = "one",
                       shortfall: str = "min", reuse_backgrounds: bool = True, standardize: bool = True,
                       swap_backgrounds: str = "other", shared_backgrounds: bool = False, swap: str = "paper",
+                      donors: str = "random",
                       removal: CentreRemoval | None = None, progress: bool = True,
                       cache_dir=None) -> SettingSets:
     """Every crop set of the five experiments, cached on disk.
@@ -729,6 +756,13 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         (:func:`bgrobust.imageops.remove_centre_cell`).  Centre-cell pixels are the same
         in both; cell-free backgrounds (``batch``) have no centre cell and are the same
         too.  The variant is part of the cache key.
+    donors : {"random", "covered"}
+        Donor (background) crops of the ``same`` and ``diff`` sets, among the crops of
+        the drawn background protein: in random order (default; section 3.2), or
+        ``"covered"``: the centre cells are matched one to one with the protein's crops
+        so that the pasted masks cover as much of the donors' own centre cells as
+        possible (optimal assignment of :func:`bgrobust.imageops.donor_coverage`), so less
+        of the donor cell shows around the pasted one (with either ``swap``).
     removal : CentreRemoval, optional
         Parameters of the clean swap (default ``CentreRemoval()``); only with
         ``swap="clean"``.
@@ -785,7 +819,11 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         "shared_backgrounds": bool(check_value(shared_backgrounds, Boolean(),
                                                "generate_settings: shared_backgrounds")),
         "swap": _check_choice(swap, "swap", _SWAPS),
+        "donors": _check_choice(donors, "donors", _DONORS),
     }
+    if params["donors"] == "covered" and params["shared_backgrounds"]:
+        raise ValueError("generate_settings: donors='covered' picks each centre cell's own donor crop; it "
+                         "cannot be combined with shared_backgrounds=True")
     if removal is not None and not isinstance(removal, CentreRemoval):
         raise TypeError(f"generate_settings: removal must be a bgrobust.imageops.CentreRemoval, "
                         f"got {type(removal).__name__}")
@@ -811,7 +849,8 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
     t0 = time.perf_counter()
     plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
                   params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"],
-                  params["centre_proteins"], params["swap_backgrounds"], params["shared_backgrounds"])
+                  params["centre_proteins"], params["swap_backgrounds"], params["shared_backgrounds"],
+                  params["donors"])
     removal = CentreRemoval(**params["removal"]) if params["swap"] == "clean" else None
     # statistics only of the proteins the composited sets use (a full pass over the crops otherwise)
     used = {p for plan in plans if plan.setting in ("same", "diff", "batch")
