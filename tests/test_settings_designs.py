@@ -267,7 +267,7 @@ def test_compositing_artefacts_of_both_variants(paper_and_clean, ds_tiny):
     paper, clean = paper_and_clean
     a, b = (compositing_artefacts(s, ds_tiny) for s in paper_and_clean)
     assert len(a) == len(b) == 3 + 9 and set(a.setting) == {"same", "diff"}
-    assert (a.swap == "paper").all() and (b.swap == "clean").all()
+    assert (a.swap == "paper").all() and (b.swap == "clean").all() and (a.donors == "random").all()
     # where the donor cell was is the same for both ...
     np.testing.assert_allclose(a.donor_visible, b.donor_visible)
     assert a.donor_visible.between(0, 1).all() and (a.donor_visible > 0).any()
@@ -281,6 +281,8 @@ def test_compositing_artefacts_of_both_variants(paper_and_clean, ds_tiny):
         compositing_artefacts(paper, ds_tiny, settings=("batch",))
     with pytest.raises(ValueError, match="channel must be one of"):
         compositing_artefacts(paper, ds_tiny, channel="rfp")
+    with pytest.raises(ValueError, match="compositing_artefacts: max_crops must be an integer >= 1"):
+        compositing_artefacts(paper, ds_tiny, max_crops=0)
 
 
 # -- the image operations ------------------------------------------------------------------

@@ -66,7 +66,8 @@ from .cache import atomic_dir, code_key, content_key, dataset_fingerprint, load_
 from .constraints import Boolean, Choice, Integer, check_value
 from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 from .crops import CropSet
-from .imageops import CentreRemoval, composite, donor_coverage, donor_residue, protein_stats, remove_centre_cells, seam_contrast, standardize
+from .imageops import (CentreRemoval, composite, donor_coverage, donor_residue, protein_stats, remove_centre_cells,
+                       seam_contrast, standardize)
 
 #: The :class:`SettingSets` accessor of each setting.
 SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
@@ -899,13 +900,15 @@ def compositing_artefacts(sets: SettingSets, dataset, *, settings=("same", "diff
 
     * ``seam``: :func:`bgrobust.imageops.seam_contrast` of the composite along the
       pasted mask, and ``seam_source``: the same measure of the centre cell in its own
-      source crop (standardised like the composite), so ``seam / seam_source`` near 1
-      means the paste adds no visible edge;
+      source crop (a ratio, so per-channel standardisation does not change it), so
+      ``seam_ratio`` (their ratio per crop) near 1 means the paste adds no visible edge;
     * ``donor_visible``: the share of the donor crop's own centre-cell pixels left
       outside the pasted mask (the same for both variants: it is where the donor cell
       *was*), and ``donor_level``: the mean of the composite over those pixels minus
       the median of the composite outside both masks (the donor cell's contrast in
-      the paper's compositing, about 0 once the clean swap erased it).
+      the paper's compositing; at or a little below 0 once the clean swap erased it,
+      since the fill has the level of cell-free pixels while that median also holds
+      neighbouring cells).
 
     Parameters
     ----------
@@ -924,7 +927,7 @@ def compositing_artefacts(sets: SettingSets, dataset, *, settings=("same", "diff
     -------
     DataFrame
         One row per set: ``setting``, ``centre_class``, ``background_class``, ``swap``,
-        ``n``, ``seam``, ``seam_source``, ``seam_ratio``, ``donor_visible``,
+        ``donors``, ``n``, ``seam``, ``seam_source``, ``seam_ratio``, ``donor_visible``,
         ``donor_level`` (means over the set's crops; NaN where undefined).
 
     Examples
@@ -940,9 +943,9 @@ def compositing_artefacts(sets: SettingSets, dataset, *, settings=("same", "diff
         raise ValueError(f"compositing_artefacts: settings must be among ('same', 'diff') (composites on cell "
                          f"crops), got {bad}")
     if max_crops is not None:
-        max_crops = _check_int(max_crops, "max_crops", 1)
+        max_crops = int(check_value(max_crops, Integer(1), "compositing_artefacts: max_crops"))
     ch = CHANNELS.index(channel)
-    swap = sets.meta.get("swap", "paper")
+    swap, donors = sets.meta.get("swap", "paper"), sets.meta.get("donors", "random")
     rows = []
     for (setting, centre, background), crops in sets.items():
         if setting not in settings or not len(crops):
@@ -960,12 +963,12 @@ def compositing_artefacts(sets: SettingSets, dataset, *, settings=("same", "diff
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no seam / no residue
             rows.append({"setting": setting, "centre_class": centre, "background_class": background,
-                         "swap": swap, "n": k, "seam": float(np.nanmean(seam)),
+                         "swap": swap, "donors": donors, "n": k, "seam": float(np.nanmean(seam)),
                          "seam_source": float(np.nanmean(seam_source)),
                          "seam_ratio": float(np.nanmean(seam / seam_source)),
                          "donor_visible": float(np.nanmean(residue["visible_fraction"])),
                          "donor_level": float(np.nanmean(level))})
-    return pd.DataFrame(rows, columns=["setting", "centre_class", "background_class", "swap", "n", "seam",
+    return pd.DataFrame(rows, columns=["setting", "centre_class", "background_class", "swap", "donors", "n", "seam",
                                        "seam_source", "seam_ratio", "donor_visible", "donor_level"])
 
 
