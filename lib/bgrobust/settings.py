@@ -21,6 +21,16 @@ batch     Cell-Free Diff Loc Swap         pasted on a cell-free crop of proteins
 The short names are the file names of the paper's result CSVs
 (``results_{base,mask,same,diff,batch}.csv``).
 
+With ``swap_backgrounds="all"`` the ``diff`` and ``batch`` settings also hold the
+pairs ``(c, c)``: the *other-class background* design for few classes.  The paper's
+``eval_triplet`` already computes every pair ``(c1, c2)`` on every background ``b``,
+including ``b in {c1, c2}``, and drops those rows when aggregating; with two classes
+A and B they are the only rows: A-centres and B-centres on A-backgrounds, then on
+B-backgrounds.  A classifier that separates A from B on one shared background class
+measures what the centre cell alone carries (it is the diff swap with ``b`` chosen
+among the pair itself).  The ``diff`` set ``(c, c)`` is built exactly like the
+``same`` set of ``c`` (background of another protein of class ``c``).
+
 Compositing (:func:`bgrobust.imageops.composite`) is the paper notebook's
 ``impose_foreground_on_background``: a copy of the background crop with the centre
 cell's pixels pasted where its segmentation mask is true; the donor's own centre
@@ -28,6 +38,10 @@ cell is *not* removed.  Before pasting, the centre-cell pixels are standardised 
 the mean and standard deviation of all pixels of its protein's crops and the
 background pixels with those of the background's protein (section 3.2,
 :func:`bgrobust.imageops.protein_stats`, :func:`bgrobust.imageops.standardize`).
+``swap="clean"`` (not the paper's) first erases the donor's own centre cell
+(:func:`bgrobust.imageops.remove_centre_cell`: its mask, grown a little, filled from
+the donor's background pixels), so no second cell shows around the pasted one;
+:func:`compositing_artefacts` measures seams and donor residue of either variant.
 
 :func:`generate_settings` builds every set the experiments need, deterministically
 from ``random_state``, and caches them as one array plus an index table
@@ -49,10 +63,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cache import atomic_dir, code_key, content_key, dataset_fingerprint, load_or_create, verify_if_sealed
-from .constraints import Choice, Integer, check_value
+from .constraints import Boolean, Choice, Integer, check_value
 from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
 from .crops import CropSet
-from .imageops import composite, protein_stats, standardize
+from .imageops import (CentreRemoval, composite, donor_coverage, donor_residue, protein_stats, remove_centre_cells,
+                       seam_contrast, standardize)
 
 #: The :class:`SettingSets` accessor of each setting.
 SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
@@ -63,6 +78,9 @@ _SHORTFALL = ("min", "error")
 _BASE_PROTEINS = ("all", "one")
 _CELLFREE_SAMPLING = ("two_step", "one_protein")
 _CENTRE_PROTEINS = ("one", "all")
+_SWAP_BACKGROUNDS = ("other", "all")
+_SWAPS = ("paper", "clean")
+_DONORS = ("random", "covered")
 
 
 # --------------------------------------------------------------------------------------
@@ -170,7 +188,7 @@ class SettingSets:
             raise KeyError(f"SettingSets: unknown setting {key[0]!r}; expected one of {EXPERIMENTS}")
         if key not in self._index:
             have = sorted({k[0] for k in self._index})
-            hint = ("; diff/batch backgrounds must differ from the centre class"
+            hint = ("; diff/batch sets with background == centre exist only with swap_backgrounds='all'"
                     if key[0] in ("diff", "batch") and key[1] == key[2] else "")
             raise KeyError(f"SettingSets: no set {key!r} (settings generated: {have}){hint}")
         start, stop = self._index[key]
@@ -387,9 +405,30 @@ def _plan_cellfree(rng, pool: dict[str, np.ndarray], n: int, sampling: str, mode
     return np.asarray(chosen, dtype=np.int64), np.array(strains, dtype=object)
 
 
+def _covering(all_masks, centres: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Donor crops for ``centres`` that maximise the total coverage of the donors' cells.
+
+    An optimal one-to-one assignment (``scipy.optimize.linear_sum_assignment``) of the
+    centre cells to distinct candidates, by blocks of ``len(candidates)`` centres when
+    there are more centres than candidates (background reuse).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    pasted = np.asarray(all_masks[np.asarray(centres)], bool)
+    donor = np.asarray(all_masks[np.asarray(candidates)], bool)
+    cover = donor_coverage(pasted, donor)
+    chosen = np.empty(k, np.int64)
+    step = len(candidates)
+    for start in range(0, k, step):
+        rows, cols = linear_sum_assignment(cover[start:start + step], maximize=True)
+        chosen[start + rows] = np.asarray(candidates)[cols]
+    return chosen
+
+
 def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, shortfall: str,
           base_proteins: str, cellfree_sampling: str, reuse_backgrounds: bool,
-          centre_proteins: str = "one") -> list[_Plan]:
+          centre_proteins: str = "one", swap_backgrounds: str = "other",
+          shared_backgrounds: bool = False, donors: str = "random") -> list[_Plan]:
     crops_table = dataset.crops.table
     _check_table(crops_table, ["strain", "localization", "kind", "valid"], "dataset.crops")
     valid = np.flatnonzero(crops_table["valid"].to_numpy(bool))
@@ -416,9 +455,17 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
 
     plans: list[_Plan] = []
 
-    def one_protein_background(rng, c, b, p1, centres):
-        # p1: the centre protein (None for centres of several proteins; b != c then)
-        candidates = {p: v for p, v in cells[b].items() if p != p1}
+    def one_protein_background(rng, c, b, p1, centres, centre_strains):
+        # p1: the centre protein (None for centres of several proteins); a background of the
+        # centre's own class (same, or diff with swap_backgrounds="all") is of another protein
+        exclude = {p1, *centre_strains} if b == c else {p1}
+        candidates = {p: v for p, v in cells[b].items() if p not in exclude}
+        if b == c and p1 is None and (b, b) in reserved:
+            candidates = {reserved[(b, b)]: cells[b][reserved[(b, b)]]}
+        if not candidates:
+            raise ValueError(f"generate_settings: a background of class {b!r} for centres of the same class "
+                             f"needs a protein other than the centre's; class {b!r} has only "
+                             f"{sorted(cells[b])}")
         p2 = sorted(candidates)[int(rng.integers(len(candidates)))]
         pos = candidates[p2]
         k = len(centres)
@@ -426,7 +473,12 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
             _shortfall(shortfall, f"generate_settings: background protein {p2!r} of class {b!r} has "
                                   f"{len(pos)} valid crops, fewer than the {k} needed for centre {c!r}")
             k = len(pos)
-        return _cycle(rng, pos, k, sampling), np.array([p2] * k, dtype=object)
+        if donors == "covered":  # every crop of the protein is a candidate
+            order = pos if sampling == "first" else rng.permutation(pos)
+            chosen = _covering(dataset.crops.masks, centres[:k], order, k)
+        else:
+            chosen = _cycle(rng, pos, k, sampling)
+        return chosen, np.array([p2] * k, dtype=object)
 
     def centres_of(setting, c, b):
         """(p1 or None, positions, strains); one stream per pair, so diff and batch share them."""
@@ -435,14 +487,24 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
             where = f"generate_settings: {setting} centre class {c!r}"
             rng = _rng(random_state, "centre", c, b)
             if key[0] == "all":
-                idx, strains = _plan_centres_all(rng, cells[c], n, sampling, shortfall, where)
+                pool = cells[c]
+                if c == b:
+                    # centres of several proteins on their own class: keep one protein back
+                    # for the backgrounds (drawn first, from the same stream)
+                    if len(pool) < 2:
+                        raise ValueError(f"generate_settings: {setting} ({c!r}, {c!r}) needs two "
+                                         f"single-localized proteins of class {c!r}, found {sorted(pool)}")
+                    names = sorted(pool)
+                    reserved[(c, c)] = names[int(rng.integers(len(names)))]
+                    pool = {p: v for p, v in pool.items() if p != reserved[(c, c)]}
+                idx, strains = _plan_centres_all(rng, pool, n, sampling, shortfall, where)
                 centre_choice[key] = (None, idx, strains)
             else:
                 p1, idx = _plan_centres(rng, cells[c], n, sampling, shortfall, where)
                 centre_choice[key] = (p1, idx, np.array([p1] * len(idx), dtype=object))
         return centre_choice[key]
 
-    base_choice, centre_choice = {}, {}
+    base_choice, centre_choice, reserved, shared = {}, {}, {}, {}
     for setting in settings:
         if setting in ("base", "mask"):
             for c in classes:
@@ -464,13 +526,28 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
                 plans.append(_Plan(setting, c, c, n, idx, strains, idx, strains, "crops"))
             continue
         pairs = ([(c, c) for c in classes] if setting == "same"
-                 else [(c, b) for c in classes for b in classes if b != c])
+                 else [(c, b) for c in classes for b in classes if b != c or swap_backgrounds == "all"])
         for c, b in pairs:
             # the centre cells of a pair (c, b) are shared by diff and batch (paired design)
             p1, centres, centre_strains = centres_of(setting, c, b)
-            if setting in ("same", "diff"):
-                bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres)
+            if setting == "diff" and shared_backgrounds:
+                if b not in shared:
+                    # the backgrounds of (b, b), drawn as for that set, are every centre's on b
+                    p1_b, centres_b, strains_b = centres_of(setting, b, b)
+                    shared[b] = one_protein_background(_rng(random_state, "background", b, b), b, b, p1_b,
+                                                       centres_b, strains_b)
+                bg, bg_strain = (v[:len(centres)] for v in shared[b])
                 source = "crops"
+            elif setting in ("same", "diff"):
+                bg, bg_strain = one_protein_background(_rng(random_state, "background", c, b), c, b, p1, centres,
+                                                       centre_strains)
+                source = "crops"
+            elif shared_backgrounds and free[b]:
+                if ("cell_free", b) not in shared:
+                    shared[("cell_free", b)] = _plan_cellfree(_rng(random_state, "cellfree", b, b), free[b], n,
+                                                              sampling, cellfree_sampling, reuse_backgrounds)
+                bg, bg_strain = (v[:len(centres)] for v in shared[("cell_free", b)])
+                source = "cell_free"
             else:
                 if not free[b]:
                     _shortfall(shortfall, f"generate_settings: background class {b!r} has no cell-free "
@@ -503,7 +580,8 @@ def _stats_table(stats: pd.DataFrame) -> dict:
     return {p: (m[i], s[i]) for i, p in enumerate(stats.index)}
 
 
-def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool):
+def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool, swap: str = "paper",
+          removal: CentreRemoval | None = None, random_state: int = 0):
     crops = dataset.crops
     centre = np.asarray(crops.images[plan.centre_index])
     masks = np.asarray(crops.masks[plan.centre_index]).astype(bool)
@@ -521,6 +599,10 @@ def _fill(plan: _Plan, dataset, stats: dict | None, standardize_pixels: bool):
         m2 = np.stack([stats[p][0] for p in plan.background_strain])
         s2 = np.stack([stats[p][1] for p in plan.background_strain])
         background = standardize(background, m2, s2)
+    if swap == "clean" and plan.background_source == "crops":
+        donor_masks = np.asarray(crops.masks[plan.background_index]).astype(bool)
+        rng = _rng(random_state, "clean", plan.setting, plan.centre_class, plan.background_class)
+        background, _ = remove_centre_cells(background.astype(np.float32), donor_masks, rng, removal)
     return composite(centre.astype(np.float32), masks, background.astype(np.float32)), masks
 
 
@@ -570,7 +652,10 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
                       sampling: str = "random", base_proteins: str = "all",
                       cellfree_sampling: str = "two_step", centre_proteins: str = "one",
                       shortfall: str = "min", reuse_backgrounds: bool = True, standardize: bool = True,
-                      progress: bool = True, cache_dir=None) -> SettingSets:
+                      swap_backgrounds: str = "other", shared_backgrounds: bool = False, swap: str = "paper",
+                      donors: str = "random",
+                      removal: CentreRemoval | None = None, progress: bool = True,
+                      cache_dir=None) -> SettingSets:
     """Every crop set of the five experiments, cached on disk.
 
     For every ordered pair of classes ``(c, b)`` (section 3.2): a protein ``p1`` of
@@ -639,6 +724,49 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
     standardize : bool
         Standardise centre and background pixels per protein (all three channels).
         ``False`` pastes raw intensities, like the paper's example notebook.
+    swap_backgrounds : {"other", "all"}
+        Background classes of the ``diff`` and ``batch`` sets of centre class ``c``:
+        every ``b != c`` (default; the pairs section 3.2 aggregates), or every class
+        including ``c`` itself, which adds the sets ``(c, c)``: the *other-class
+        background* design that works with two classes.  For a pair ``(c1, c2)`` and a
+        background ``b in {c1, c2}``, :func:`bgrobust.classify.evaluate_triplets` with
+        ``backgrounds="all"`` separates c1-centres from c2-centres on backgrounds of
+        ``b``: the paper's ``eval_triplet`` rows with ``Background`` equal to
+        ``Location1`` or ``Location2``, which its aggregation drops.  ``diff[(c, c)]``
+        is built like ``same[c]`` (with the default ``centre_proteins="one"`` it *is*
+        the same set: same streams); with ``centre_proteins="all"`` one protein of
+        ``c`` is kept back for the backgrounds, so centre and background proteins
+        stay disjoint (the class needs two proteins).  ``batch[(c, c)]`` pastes on
+        cell-free crops of class ``c``.
+    shared_backgrounds : bool
+        ``False`` (default; section 3.2): every pair ``(c, b)`` draws its own
+        background protein and crops.  ``True``: every ``diff`` set of background
+        class ``b`` pastes on the *same* background crops, those of the set
+        ``(b, b)`` (one protein of ``b`` other than that set's centre protein), and every
+        ``batch`` set of ``b`` on the same cell-free crops; then two centre classes on
+        one background class differ only in the centre cells (and in the background
+        pixels their masks cover), which is what the other-class background design
+        is meant to measure.  Without it, the two sets on ``b`` usually come from two
+        different proteins of ``b``, and a background-only extractor can tell them
+        apart by protein.
+    swap : {"paper", "clean"}
+        Compositing of the sets on cell crops (``same``, ``diff``): the paper's
+        (default; the donor crop's own centre cell stays, hidden only where the pasted
+        mask covers it), or ``"clean"``: the donor's centre cell (its mask grown by
+        ``removal.dilation``) is first filled from the donor's own background pixels
+        (:func:`bgrobust.imageops.remove_centre_cell`).  Centre-cell pixels are the same
+        in both; cell-free backgrounds (``batch``) have no centre cell and are the same
+        too.  The variant is part of the cache key.
+    donors : {"random", "covered"}
+        Donor (background) crops of the ``same`` and ``diff`` sets, among the crops of
+        the drawn background protein: in random order (default; section 3.2), or
+        ``"covered"``: the centre cells are matched one to one with the protein's crops
+        so that the pasted masks cover as much of the donors' own centre cells as
+        possible (optimal assignment of :func:`bgrobust.imageops.donor_coverage`), so less
+        of the donor cell shows around the pasted one (with either ``swap``).
+    removal : CentreRemoval, optional
+        Parameters of the clean swap (default ``CentreRemoval()``); only with
+        ``swap="clean"``.
     progress : bool
         Show a tqdm progress bar.
     cache_dir : path, optional
@@ -650,8 +778,9 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
     -------
     SettingSets
         ``base[c]``, ``mask[c]``, ``same[c]`` (the pair ``(c, c)``), ``swap[(c, b)]``
-        and ``cellfree[(c, b)]`` for every ``b != c``; images are float32
-        ``(n, 3, 64, 64)``, memory-mapped.
+        and ``cellfree[(c, b)]`` for every ``b != c`` (and ``b == c`` with
+        ``swap_backgrounds="all"``); images are float32 ``(n, 3, 64, 64)``,
+        memory-mapped.
 
     Examples
     --------
@@ -660,6 +789,10 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
     >>> # crops = sets.swap[("actin", "ER")]; crops.table.centre_index  # into ds.crops
     >>> # held = generate_settings(ds, 40, settings=("batch",), centre_proteins="all")
     >>> # held.cellfree[("actin", "ER")].table.centre_strain  # several actin proteins
+    >>> # two = generate_settings(ds, 40, classes=("cytoplasm", "mitochondrion"),
+    >>> #                         settings=("diff",), swap_backgrounds="all", swap="clean")
+    >>> # evaluate_triplets({k[1:]: extract(c.images) for k, c in two.items()},
+    >>> #                   classes=("cytoplasm", "mitochondrion"), backgrounds="all")
     """
     from .paths import run_dir
 
@@ -683,7 +816,22 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         "centre_proteins": _check_choice(centre_proteins, "centre_proteins", _CENTRE_PROTEINS),
         "shortfall": _check_choice(shortfall, "shortfall", _SHORTFALL),
         "reuse_backgrounds": bool(reuse_backgrounds), "standardize": bool(standardize),
+        "swap_backgrounds": _check_choice(swap_backgrounds, "swap_backgrounds", _SWAP_BACKGROUNDS),
+        "shared_backgrounds": bool(check_value(shared_backgrounds, Boolean(),
+                                               "generate_settings: shared_backgrounds")),
+        "swap": _check_choice(swap, "swap", _SWAPS),
+        "donors": _check_choice(donors, "donors", _DONORS),
     }
+    if params["donors"] == "covered" and params["shared_backgrounds"]:
+        raise ValueError("generate_settings: donors='covered' picks each centre cell's own donor crop; it "
+                         "cannot be combined with shared_backgrounds=True")
+    if removal is not None and not isinstance(removal, CentreRemoval):
+        raise TypeError(f"generate_settings: removal must be a bgrobust.imageops.CentreRemoval, "
+                        f"got {type(removal).__name__}")
+    if removal is not None and params["swap"] != "clean":
+        raise ValueError("generate_settings: removal= is used only with swap='clean'")
+    if params["swap"] == "clean":
+        params["removal"] = (removal or CentreRemoval()).to_dict()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     fingerprint = dataset_fingerprint(dataset)
     key = settings_key(dataset, n_cells, random_state, params, fingerprint=fingerprint)
@@ -702,7 +850,9 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
     t0 = time.perf_counter()
     plans = _plan(dataset, n_cells, classes, settings, random_state, params["sampling"], params["shortfall"],
                   params["base_proteins"], params["cellfree_sampling"], params["reuse_backgrounds"],
-                  params["centre_proteins"])
+                  params["centre_proteins"], params["swap_backgrounds"], params["shared_backgrounds"],
+                  params["donors"])
+    removal = CentreRemoval(**params["removal"]) if params["swap"] == "clean" else None
     # statistics only of the proteins the composited sets use (a full pass over the crops otherwise)
     used = {p for plan in plans if plan.setting in ("same", "diff", "batch")
             for p in (*plan.centre_strain, *plan.background_strain)}
@@ -723,7 +873,8 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
         start = 0
         for plan in order:
             if plan.n:
-                images[start:start + plan.n], masks[start:start + plan.n] = _fill(plan, dataset, stats, standardize)
+                images[start:start + plan.n], masks[start:start + plan.n] = _fill(
+                    plan, dataset, stats, standardize, params["swap"], removal, random_state)
             start += plan.n
         images.flush()
         masks.flush()
@@ -737,6 +888,89 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
 # --------------------------------------------------------------------------------------
 # helpers for the image-generation chapter
 # --------------------------------------------------------------------------------------
+
+def compositing_artefacts(sets: SettingSets, dataset, *, settings=("same", "diff"), channel: str = "gfp",
+                          max_crops: int | None = None) -> pd.DataFrame:
+    """Pixel-level artefact diagnostics of the swapped sets: seams and donor residue.
+
+    The paper's artefact check compares the accuracies of ``same`` and ``base``
+    (``|same - baseline| < 0.02``), which needs a feature extractor and the SVMs (the
+    runner's job).  This is its pixel-level counterpart, for the paper's and the clean
+    compositing alike (:func:`generate_settings` ``swap=``):
+
+    * ``seam``: :func:`bgrobust.imageops.seam_contrast` of the composite along the
+      pasted mask, and ``seam_source``: the same measure of the centre cell in its own
+      source crop (a ratio, so per-channel standardisation does not change it), so
+      ``seam_ratio`` (their ratio per crop) near 1 means the paste adds no visible edge;
+    * ``donor_visible``: the share of the donor crop's own centre-cell pixels left
+      outside the pasted mask (the same for both variants: it is where the donor cell
+      *was*), and ``donor_level``: the mean of the composite over those pixels minus
+      the median of the composite outside both masks (the donor cell's contrast in
+      the paper's compositing; at or a little below 0 once the clean swap erased it,
+      since the fill has the level of cell-free pixels while that median also holds
+      neighbouring cells).
+
+    Parameters
+    ----------
+    sets : SettingSets
+        From :func:`generate_settings`.
+    dataset : Dataset
+        The dataset ``sets`` was generated from.
+    settings : sequence of str
+        Settings on cell-crop backgrounds to measure (``same``, ``diff``).
+    channel : str
+        One of :data:`~bgrobust.vocabulary.CHANNELS`.
+    max_crops : int, optional
+        Measure at most the first ``max_crops`` crops of each set.
+
+    Returns
+    -------
+    DataFrame
+        One row per set: ``setting``, ``centre_class``, ``background_class``, ``swap``,
+        ``donors``, ``n``, ``seam``, ``seam_source``, ``seam_ratio``, ``donor_visible``,
+        ``donor_level`` (means over the set's crops; NaN where undefined).
+
+    Examples
+    --------
+    >>> # paper = generate_settings(ds, 40, settings=("same",))
+    >>> # clean = generate_settings(ds, 40, settings=("same",), swap="clean")
+    >>> # pd.concat([compositing_artefacts(s, ds) for s in (paper, clean)])
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"compositing_artefacts: channel must be one of {CHANNELS}, got {channel!r}")
+    bad = [s for s in settings if s not in ("same", "diff")]
+    if bad:
+        raise ValueError(f"compositing_artefacts: settings must be among ('same', 'diff') (composites on cell "
+                         f"crops), got {bad}")
+    if max_crops is not None:
+        max_crops = int(check_value(max_crops, Integer(1), "compositing_artefacts: max_crops"))
+    ch = CHANNELS.index(channel)
+    swap, donors = sets.meta.get("swap", "paper"), sets.meta.get("donors", "random")
+    rows = []
+    for (setting, centre, background), crops in sets.items():
+        if setting not in settings or not len(crops):
+            continue
+        k = len(crops) if max_crops is None else min(max_crops, len(crops))
+        t = crops.table.iloc[:k]
+        images = np.asarray(crops.images[:k], np.float64)
+        masks = np.asarray(crops.masks[:k], bool)
+        source = np.asarray(dataset.crops.images[t["centre_index"].to_numpy()], np.float64)
+        donor = np.asarray(dataset.crops.masks[t["background_index"].to_numpy()], bool)
+        seam = seam_contrast(images, masks)[:, ch]
+        seam_source = seam_contrast(source, masks)[:, ch]
+        residue = donor_residue(images, masks, donor)
+        level = residue.iloc[:, 2 + ch]  # the level_<channel> column
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no seam / no residue
+            rows.append({"setting": setting, "centre_class": centre, "background_class": background,
+                         "swap": swap, "donors": donors, "n": k, "seam": float(np.nanmean(seam)),
+                         "seam_source": float(np.nanmean(seam_source)),
+                         "seam_ratio": float(np.nanmean(seam / seam_source)),
+                         "donor_visible": float(np.nanmean(residue["visible_fraction"])),
+                         "donor_level": float(np.nanmean(level))})
+    return pd.DataFrame(rows, columns=["setting", "centre_class", "background_class", "swap", "donors", "n", "seam",
+                                       "seam_source", "seam_ratio", "donor_visible", "donor_level"])
+
 
 def pixel_values(dataset, crops: CropSet, *, channel: str = "gfp", max_pixels: int = 20000,
                  random_state: int = 0) -> pd.DataFrame:
