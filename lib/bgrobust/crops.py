@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,19 +28,46 @@ from .vocabulary import CHANNELS
 class CropSet:
     """Crops with their centre-cell masks and one table row per crop.
 
-    ``images``: ``(N, 3, S, S)`` in :data:`~bgrobust.screen.CHANNELS` order;
+    ``images``: ``(N, C, S, S)``, one plane per name of ``channels``;
     ``masks``: ``(N, S, S)`` bool, the centre cell (all ``False`` for cell-free crops);
-    ``table``: one row per crop (field, strain, plate, well, y, x, ...).
+    ``table``: one row per crop (field, strain, plate, well, y, x, ...);
+    ``channels``: the channel names in array order (default
+    :data:`bgrobust.vocabulary.CHANNELS`; real crops may have fewer, e.g.
+    ``("gfp", "cytoplasm")`` for the PCI crops; no channel is ever invented).
+
+    Examples
+    --------
+    >>> cs = CropSet(np.zeros((2, 2, 8, 8)), np.zeros((2, 8, 8), bool),
+    ...              pd.DataFrame({"strain": ["a", "b"]}), channels=("gfp", "cytoplasm"))
+    >>> cs.channel("cytoplasm").shape
+    (2, 8, 8)
     """
 
     images: np.ndarray
     masks: np.ndarray
     table: pd.DataFrame
+    channels: tuple | None = None
 
     def __post_init__(self):
         if not (len(self.images) == len(self.masks) == len(self.table)):
             raise ValueError(f"CropSet: {len(self.images)} images, {len(self.masks)} masks and "
                              f"{len(self.table)} table rows must agree")
+        n_planes = np.shape(self.images)[1] if np.ndim(self.images) == 4 else None
+        if self.channels is None:
+            # the default: the full stack when it has one plane per CHANNELS name, else the
+            # planes stay unnamed (no name, and no plane, is ever invented)
+            self.channels = CHANNELS if n_planes in (None, len(CHANNELS)) else None
+            return
+        if isinstance(self.channels, str):
+            raise ValueError(f"CropSet: channels must be a sequence of channel names, got the string "
+                             f"{self.channels!r}")
+        self.channels = tuple(str(c) for c in self.channels)
+        unknown = [c for c in self.channels if c not in CHANNELS]
+        if unknown or not self.channels or len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"CropSet: channels must be distinct names from {CHANNELS}, got {self.channels}")
+        if n_planes is not None and n_planes != len(self.channels):
+            raise ValueError(f"CropSet: images have {n_planes} channel plane(s) but channels names "
+                             f"{len(self.channels)}: {self.channels}")
 
     def __len__(self) -> int:
         return len(self.table)
@@ -50,11 +78,26 @@ class CropSet:
         if index.dtype == bool:
             index = np.flatnonzero(index)
         return CropSet(np.asarray(self.images[index]), np.asarray(self.masks[index]),
-                       self.table.iloc[index].reset_index(drop=True))
+                       self.table.iloc[index].reset_index(drop=True), self.channels)
+
+    def has_channel(self, name: str) -> bool:
+        """Whether the crops have channel ``name``."""
+        return self.channels is not None and name in self.channels
 
     def channel(self, name: str) -> np.ndarray:
-        """One channel of every crop, ``(N, S, S)``."""
-        return np.asarray(self.images[:, CHANNELS.index(name)])
+        """One channel of every crop, ``(N, S, S)``.
+
+        Raises
+        ------
+        KeyError
+            When the crops have no such channel (the message lists the ones they have).
+        """
+        if self.channels is None:
+            raise KeyError(f"CropSet.channel: the {np.shape(self.images)[1]} channel planes are unnamed; "
+                           f"build the CropSet with channels=(...) naming them")
+        if name not in self.channels:
+            raise KeyError(f"CropSet.channel: the crops have no {name!r} channel; they have {self.channels}")
+        return np.asarray(self.images[:, self.channels.index(name)])
 
     def save(self, path) -> Path:
         """Write to a folder (npy arrays + parquet table), atomically, as a sealed cache entry
@@ -65,11 +108,13 @@ class CropSet:
         return path
 
     def write_files(self, folder) -> None:
-        """Write ``images.npy``, ``masks.npy`` and ``table.parquet`` into an existing folder."""
+        """Write ``images.npy``, ``masks.npy``, ``table.parquet`` and ``channels.json`` into a folder."""
         folder = Path(folder)
         np.save(folder / "images.npy", np.asarray(self.images))
         np.save(folder / "masks.npy", np.asarray(self.masks))
         self.table.to_parquet(folder / "table.parquet", index=False)
+        names = None if self.channels is None else list(self.channels)
+        (folder / "channels.json").write_text(json.dumps(names))
 
     @classmethod
     def load(cls, path, mmap: bool = True) -> "CropSet":
@@ -83,9 +128,12 @@ class CropSet:
         path = Path(path)
         verify_if_sealed(path)
         mode = "r" if mmap else None
+        names = path / "channels.json"
+        # folders written before channels were recorded hold the full CHANNELS stack
+        channels = json.loads(names.read_text()) if names.exists() else None
         return cls(np.load(path / "images.npy", mmap_mode=mode),
                    np.load(path / "masks.npy", mmap_mode=mode),
-                   pd.read_parquet(path / "table.parquet"))
+                   pd.read_parquet(path / "table.parquet"), channels)
 
 
 def window(center: tuple[int, int], size: int) -> tuple[int, int, int, int]:
