@@ -44,17 +44,23 @@ def _load(path: Path, page: int | None = None) -> np.ndarray:
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            if page is not None:
-                if not 0 <= page < len(tif.pages):
-                    raise IndexError(f"page {page} requested but the file has {len(tif.pages)} page(s)")
-                return tif.pages[page].asarray()
-            return tif.asarray()
-    from PIL import Image
+            # the first series: all planes of a multi-page or OME-TIFF (or planar samples)
+            pixels = tif.series[0].asarray() if tif.series else tif.asarray()
+    else:
+        from PIL import Image
 
-    with Image.open(path) as img:
-        if img.mode in ("P", "PA"):
-            img = img.convert("RGBA" if "A" in img.mode else "RGB")
-        return np.asarray(img)
+        with Image.open(path) as img:
+            if img.mode in ("P", "PA"):
+                img = img.convert("RGBA" if "A" in img.mode else "RGB")
+            pixels = np.asarray(img)
+    if page is None:
+        return pixels
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    if pixels.ndim != 3 or not 0 <= page < pixels.shape[0]:
+        n = pixels.shape[0] if pixels.ndim == 3 else "no"
+        raise IndexError(f"page {page} requested but the file has {n} page(s) (shape {pixels.shape})")
+    return pixels[page]
 
 
 def read_stack(path, *, what: str = "image") -> np.ndarray:
