@@ -628,7 +628,7 @@ def _files_to_dataset(files, marker, cell_free, params, progress) -> Dataset:
 
 
 def from_pci_folder(folder=None, *, huh_table=None, gene_table=None, labels=None,
-                    multi_localized: str = "unlabelled", marker: str = "cytoplasm",
+                    multi_localized: str = "unlabelled", min_proteins: int = 5, marker: str = "cytoplasm",
                     params: CropsParams | None = None, progress: bool = True) -> Dataset:
     """A :class:`Dataset` from a folder of crops in the PCI layout, in one call.
 
@@ -640,7 +640,7 @@ def from_pci_folder(folder=None, *, huh_table=None, gene_table=None, labels=None
     ----------
     folder : path, optional
         The crop folder; the default is ``../shared/data/pci-toy-subset``.
-    huh_table, gene_table, labels, multi_localized
+    huh_table, gene_table, labels, multi_localized, min_proteins
         Labels: see :func:`bgrobust.io.crop_folder.attach_labels`.  The shared toy
         folder's proteins are two mitochondrial ones and three cytoplasm+nucleus ones;
         the latter are labelled only with ``multi_localized="first"`` (as cytoplasm) or
@@ -668,12 +668,12 @@ def from_pci_folder(folder=None, *, huh_table=None, gene_table=None, labels=None
 
     folder = SHARED_DATA / "pci-toy-subset" if folder is None else folder
     files = read_pci_files(folder, huh_table=huh_table, gene_table=gene_table, labels=labels,
-                           multi_localized=multi_localized)
+                           multi_localized=multi_localized, min_proteins=min_proteins)
     return _files_to_dataset(files, marker, None, params, progress)
 
 
 def read_crop_folder(folder, table: str = "crops.csv", *, channels=GFP_CYTOPLASM, huh_table=None,
-                     gene_table=None, labels=None, multi_localized: str = "unlabelled",
+                     gene_table=None, labels=None, multi_localized: str = "unlabelled", min_proteins: int = 5,
                      marker: str | None = "cytoplasm", cell_free: CropSet | None = None,
                      params: CropsParams | None = None, progress: bool = True) -> Dataset:
     """A :class:`Dataset` from a generic crop folder (a CSV plus image files), in one call.
@@ -699,5 +699,6 @@ def read_crop_folder(folder, table: str = "crops.csv", *, channels=GFP_CYTOPLASM
     from .io.crop_folder import read_crop_files
 
     files = read_crop_files(folder, table, channels=channels, huh_table=huh_table, gene_table=gene_table,
-                            labels=labels, multi_localized=multi_localized, progress=progress)
+                            labels=labels, multi_localized=multi_localized, min_proteins=min_proteins,
+                            progress=progress)
     return _files_to_dataset(files, marker, cell_free, params, progress)

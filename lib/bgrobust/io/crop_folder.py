@@ -92,7 +92,8 @@ def _orf_of_gene(genes: pd.Series, gene_table) -> pd.Series:
 
 
 def attach_labels(table: pd.DataFrame, *, huh_table=None, gene_table=None, labels=None,
-                  multi_localized: str = "unlabelled", source: str = "crops") -> pd.DataFrame:
+                  multi_localized: str = "unlabelled", min_proteins: int = 5,
+                  source: str = "crops") -> pd.DataFrame:
     """Fill ``kind``, ``localization`` and ``localizations`` of a crop table.
 
     Parameters
@@ -109,6 +110,9 @@ def attach_labels(table: pd.DataFrame, *, huh_table=None, gene_table=None, label
         Explicit labels; they override the others.
     multi_localized : {"unlabelled", "first"}
         A protein with several classes in the yeastgfp table (see :data:`MULTI_RULES`).
+    min_proteins : int
+        The paper's rule on the yeastgfp table: classes with fewer single-localized
+        proteins are dropped (:func:`~bgrobust.io.single_localized`).
     source : str
         Named in error messages.
 
@@ -144,7 +148,7 @@ def attach_labels(table: pd.DataFrame, *, huh_table=None, gene_table=None, label
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the overlap is checked (and reported) here
-            joined = join_by_orf(keyed, huh_labels(huh))
+            joined = join_by_orf(keyed, huh_labels(huh, min_proteins=min_proteins))
         if joined.attrs["join"]["matched"] == 0:
             raise DataError(f"label table {name}: no ORF in common with the {len(out)} crop(s) of {source} "
                             f"(crop ORFs e.g. {', '.join(map(str, out['orf'].dropna().unique()[:3]))}); "
@@ -182,14 +186,15 @@ def _require_labelled(files: CropFiles) -> CropFiles:
 
 
 def read_pci_files(folder, *, huh_table=None, gene_table=None, labels=None,
-                   multi_localized: str = "unlabelled", require_labels: bool = True) -> CropFiles:
+                   multi_localized: str = "unlabelled", min_proteins: int = 5,
+                   require_labels: bool = True) -> CropFiles:
     """The crops of a PCI crop folder with their labels.
 
     Parameters
     ----------
     folder : path
         The folder holding ``images/<GENE>/`` (see :func:`bgrobust.io.read_pci_crops`).
-    huh_table, gene_table, labels, multi_localized
+    huh_table, gene_table, labels, multi_localized, min_proteins
         As in :func:`attach_labels`; the folder names are gene names, so a ``huh_table``
         needs a ``gene_table`` (``Sce.csv.xz``) to find their ORFs.
     require_labels : bool
@@ -217,7 +222,8 @@ def read_pci_files(folder, *, huh_table=None, gene_table=None, labels=None,
         "gfp_path": pci["gfp_path"], "rfp_path": pci["rfp_path"],
     })
     table = attach_labels(table, huh_table=huh_table, gene_table=gene_table, labels=labels,
-                          multi_localized=multi_localized, source=f"PCI crop folder {folder}")
+                          multi_localized=multi_localized, min_proteins=min_proteins,
+                          source=f"PCI crop folder {folder}")
     files = CropFiles(images, None, table, PCI_CROP_CHANNELS, f"PCI crop folder {folder}")
     return _require_labelled(files) if require_labels else files
 
@@ -248,7 +254,7 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def read_crop_files(folder, table: str = CROP_TABLE, *, channels=PCI_CROP_CHANNELS, huh_table=None,
-                    gene_table=None, labels=None, multi_localized: str = "unlabelled",
+                    gene_table=None, labels=None, multi_localized: str = "unlabelled", min_proteins: int = 5,
                     require_labels: bool = True, progress: bool = True) -> CropFiles:
     """The crops listed by a generic crop table (see the module's column list).
 
@@ -263,7 +269,7 @@ def read_crop_files(folder, table: str = CROP_TABLE, *, channels=PCI_CROP_CHANNE
         The channel names of each crop, names of :data:`bgrobust.vocabulary.CHANNELS`
         (default GFP + a whole-cell cytoplasmic marker).  With a ``file`` column a file's
         planes are in this order; otherwise the CSV needs one column per channel.
-    huh_table, gene_table, labels, multi_localized
+    huh_table, gene_table, labels, multi_localized, min_proteins
         As in :func:`attach_labels` (a ``label`` column wins over them).
     require_labels : bool
         Raise :class:`DataError` when no crop has a label.
@@ -331,7 +337,7 @@ def read_crop_files(folder, table: str = CROP_TABLE, *, channels=PCI_CROP_CHANNE
     dtype = np.result_type(*{im.dtype for im in images})
     out = rows[["crop", "protein"] + [c for c in ("orf", "label", "field") if c in rows.columns]].copy()
     out = attach_labels(out, huh_table=huh_table, gene_table=gene_table, labels=labels,
-                        multi_localized=multi_localized, source=f"crop table {csv}")
+                        multi_localized=multi_localized, min_proteins=min_proteins, source=f"crop table {csv}")
     if "field" not in out.columns:
         out["field"] = out["crop"]
     files = CropFiles(np.stack(images).astype(dtype, copy=False), np.stack(masks) if has_masks else None,
