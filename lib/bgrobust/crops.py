@@ -143,10 +143,35 @@ def window(center: tuple[int, int], size: int) -> tuple[int, int, int, int]:
     return cy - half, cy - half + size, cx - half, cx - half + size
 
 
-def _cut(img: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
-    """A window of a (C, H, W) or (H, W) image, zero-padded where it leaves the image."""
+def border_background(image: np.ndarray, width: int = 1) -> np.ndarray:
+    """Per-channel median of a field's outer ``width``-px frame: its background level.
+
+    Examples
+    --------
+    >>> img = np.full((2, 10, 10), 7.0); img[:, 3:7, 3:7] = 100; img[1] += 1
+    >>> border_background(img).tolist()
+    [7.0, 8.0]
+    """
+    image = np.asarray(image)
+    planes = image if image.ndim == 3 else image[None]
+    frame = np.ones(planes.shape[-2:], bool)
+    frame[width:-width, width:-width] = False
+    return np.median(planes[:, frame], axis=1)
+
+
+def _cut(img: np.ndarray, y0, y1, x0, x1, fill=0) -> np.ndarray:
+    """A window of a (C, H, W) or (H, W) image, filled with ``fill`` (one value, or one per
+    channel) where it leaves the image."""
     h, w = img.shape[-2:]
-    out = np.zeros(img.shape[:-2] + (y1 - y0, x1 - x0), img.dtype)
+    out = np.empty(img.shape[:-2] + (y1 - y0, x1 - x0), img.dtype)
+    fill = np.asarray(fill)
+    if img.dtype.kind in "ui":
+        info = np.iinfo(img.dtype)
+        fill = np.clip(np.round(fill), info.min, info.max)
+    if img.ndim == 3 and fill.ndim == 1:
+        out[...] = fill.astype(img.dtype)[:, None, None]
+    else:
+        out[...] = fill.astype(img.dtype)
     sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
     if sy0 < sy1 and sx0 < sx1:
         out[..., sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[..., sy0:sy1, sx0:sx1]
@@ -154,7 +179,7 @@ def _cut(img: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
 
 
 def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
-                  edge: str = "drop") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+                  edge: str = "drop", pad_value="border_median") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
     """Crops centred on every labelled cell of one field.
 
     Parameters
@@ -165,7 +190,13 @@ def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
     size : int
         Crop side in px (the paper: 64).
     edge : {"drop", "pad"}
-        Cells whose window leaves the image are dropped (counted) or zero-padded.
+        Cells whose window leaves the image are dropped (counted; the paper's choice) or
+        padded with the field's background.
+    pad_value : "border_median", number or sequence of numbers
+        What ``edge="pad"`` fills with: the median of the field's outer frame per channel
+        (:func:`border_background`; the default, so a crop has no black frame below
+        the field's minimum), one value for every channel, or one per channel (``0``
+        gives the former zero padding).
 
     Returns
     -------
@@ -179,12 +210,25 @@ def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
     >>> crops, masks, table, dropped = extract_crops(img, lab, size=64)
     >>> crops.shape, dropped
     ((1, 1, 64, 64), 1)
+    >>> img[:] = 300
+    >>> padded = extract_crops(img, lab, size=64, edge="pad")[0]
+    >>> int(padded[1].min())                 # the corner cell: padded with the background
+    300
     """
     if edge not in ("drop", "pad"):
         raise ValueError(f"extract_crops: edge must be 'drop' or 'pad', got {edge!r}")
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-2:] != labels.shape:
         raise ValueError(f"extract_crops: image {image.shape} must be (C, H, W) matching labels {labels.shape}")
+    if isinstance(pad_value, str):
+        if pad_value != "border_median":
+            raise ValueError(f"extract_crops: pad_value must be 'border_median' or numbers, got {pad_value!r}")
+        fill = border_background(image) if edge == "pad" else 0
+    else:
+        fill = np.asarray(pad_value, np.float64)
+        if fill.ndim > 1 or (fill.ndim == 1 and fill.shape[0] != image.shape[0]) or not np.isfinite(fill).all():
+            raise ValueError(f"extract_crops: pad_value must be one finite number or one per channel "
+                             f"({image.shape[0]}), got {pad_value!r}")
     h, w = labels.shape
     crops, masks, rows, dropped = [], [], [], 0
     for region in measure.regionprops(labels):
@@ -196,7 +240,7 @@ def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
         lab_crop = _cut(labels, y0, y1, x0, x1)
         mask = lab_crop == region.label
         others = np.unique(lab_crop[(lab_crop > 0) & ~mask])
-        crops.append(_cut(image, y0, y1, x0, x1))
+        crops.append(_cut(image, y0, y1, x0, x1, fill))
         masks.append(mask)
         rows.append({"label": region.label, "y": region.centroid[0], "x": region.centroid[1],
                      "n_neighbours": len(others), "mask_fraction": mask.mean()})

@@ -23,7 +23,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
-from .constraints import Choice, Instance, Integer, ParameterError, Real, String, check_params
+from .constraints import Choice, Instance, Integer, Optional, ParameterError, Real, String, check_params
 from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
 from .io.images import DataError
 from .screen import Screen
@@ -37,6 +37,8 @@ class DatasetParams:
 
     crop_size: int = 64
     edge: str = "drop"
+    #: what ``edge="pad"`` fills with: ``None`` = the field's border median per channel, or a number
+    pad_value: float | None = None
     gfp_percentile: float = 5.0
     gfp_reference: str = "pixels"
     min_mask_fraction: float = 0.05
@@ -50,6 +52,7 @@ class DatasetParams:
     _parameter_constraints = {
         "crop_size": Integer(8),
         "edge": Choice(("drop", "pad")),
+        "pad_value": Optional(Real()),
         "gfp_percentile": Real(0, 100),
         "gfp_reference": Choice(("pixels", "field_means")),
         "min_mask_fraction": Real(0, 1),
@@ -176,7 +179,9 @@ def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: 
                    what: str = ""):
     image = check_field(image, params, what or f"field {i}")
     labels = segment_cells(image[2], image[1], params.segmentation)
-    crops, masks, table, dropped = extract_crops(image, labels, size=params.crop_size, edge=params.edge)
+    crops, masks, table, dropped = extract_crops(
+        image, labels, size=params.crop_size, edge=params.edge,
+        pad_value="border_median" if params.pad_value is None else params.pad_value)
     free, free_table = cell_free_crops(
         image, labels, size=params.crop_size, stride=params.cellfree_stride,
         min_distance=params.cellfree_min_distance, border=params.cellfree_border,
