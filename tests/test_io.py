@@ -395,8 +395,9 @@ def test_read_manifest_missing_file_and_type(tmp_path):
 def test_read_manifest_missing_columns(tmp_path):
     rows = write_fields(tmp_path)
     for row in rows:
-        del row["nucleus"], row["well"]
-    with pytest.raises(DataError, match=r"manifest\.csv: missing column\(s\) \['well', 'nucleus'\]"):
+        del row["gfp"], row["well"]
+    with pytest.raises(DataError, match=r"manifest\.csv: missing column\(s\) \['well', 'gfp'\]; .*"
+                                        r"\(and optionally nucleus, cytoplasm\)"):
         read_manifest(manifest_csv(tmp_path, rows))
 
 

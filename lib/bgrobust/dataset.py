@@ -27,7 +27,8 @@ from .constraints import Choice, Instance, Integer, Optional, ParameterError, Re
 from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
 from .io.images import DataError
 from .screen import Screen
-from .segment import SegmentationParams, centre_cell_mask, match_instances, segment_cells
+from .segment import (GfpSegmentationParams, SegmentationParams, centre_cell_mask, match_instances,
+                      segment_cells, segment_gfp)
 from .vocabulary import CHANNELS, check_classes
 
 
@@ -48,6 +49,8 @@ class DatasetParams:
     cellfree_border: int = 16
     cellfree_variance_factor: float = 2.0
     segmentation: SegmentationParams = field(default_factory=SegmentationParams)
+    #: used only for screens without marker channels (a GFP-only manifest)
+    gfp_segmentation: GfpSegmentationParams = field(default_factory=GfpSegmentationParams)
 
     _parameter_constraints = {
         "crop_size": Integer(8),
@@ -62,6 +65,7 @@ class DatasetParams:
         "cellfree_border": Integer(0),
         "cellfree_variance_factor": Real(0, lo_open=True),
         "segmentation": Instance(SegmentationParams, "a SegmentationParams or a mapping of its fields"),
+        "gfp_segmentation": Instance(GfpSegmentationParams, "a GfpSegmentationParams or a mapping of its fields"),
     }
     _parameter_rules = (
         ("max_mask_fraction", lambda p: p.min_mask_fraction <= p.max_mask_fraction,
@@ -71,6 +75,10 @@ class DatasetParams:
     def __post_init__(self):
         if isinstance(self.segmentation, Mapping):
             object.__setattr__(self, "segmentation", _segmentation_params(self.segmentation))
+        if isinstance(self.gfp_segmentation, Mapping):
+            object.__setattr__(self, "gfp_segmentation",
+                               _segmentation_params(self.gfp_segmentation, GfpSegmentationParams,
+                                                    "gfp_segmentation"))
         check_params(self)
 
     @classmethod
@@ -90,18 +98,20 @@ class DatasetParams:
         if unknown:
             raise ValueError(f"dataset parameters: unknown key(s) {unknown}; known: {sorted(known)}")
         seg = params.pop("segmentation", None)
-        return cls(**params, segmentation=SegmentationParams() if seg is None else seg)
+        gfp_seg = params.pop("gfp_segmentation", None)
+        return cls(**params, segmentation=SegmentationParams() if seg is None else seg,
+                   gfp_segmentation=GfpSegmentationParams() if gfp_seg is None else gfp_seg)
 
 
-def _segmentation_params(seg: Mapping) -> SegmentationParams:
-    seg_known = {f.name for f in dc_fields(SegmentationParams)}
+def _segmentation_params(seg: Mapping, cls=SegmentationParams, name: str = "segmentation"):
+    seg_known = {f.name for f in dc_fields(cls)}
     bad = sorted(set(seg) - seg_known)
     if bad:
-        raise ValueError(f"segmentation parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
+        raise ValueError(f"{name} parameters: unknown key(s) {bad}; known: {sorted(seg_known)}")
     try:
-        return SegmentationParams(**seg)
+        return cls(**seg)
     except ParameterError as exc:
-        raise ParameterError(f"DatasetParams.segmentation: {exc}") from None
+        raise ParameterError(f"DatasetParams.{name}: {exc}") from None
 
 
 @dataclass
@@ -155,15 +165,15 @@ class Dataset:
                    json.loads((path / "report.json").read_text()))
 
 
-def check_field(image: np.ndarray, params: DatasetParams, what: str) -> np.ndarray:
+def check_field(image: np.ndarray, params: DatasetParams, what: str, n_channels: int = len(CHANNELS)) -> np.ndarray:
     """A field image fit for :func:`build_dataset`, or a :class:`~bgrobust.io.DataError` naming it.
 
-    The image must be ``(3, H, W)`` with finite pixels, not all zero, and at least one crop
-    (``params.crop_size``) on each side.
+    The image must be ``(n_channels, H, W)`` with finite pixels, not all zero, and at
+    least one crop (``params.crop_size``) on each side.
     """
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise DataError(f"{what}: image of shape {image.shape}, expected (3, H, W)")
+    if image.ndim != 3 or image.shape[0] != n_channels:
+        raise DataError(f"{what}: image of shape {image.shape}, expected ({n_channels}, H, W)")
     h, w = image.shape[-2:]
     if h < params.crop_size or w < params.crop_size:
         raise DataError(f"{what}: the field is {h} x {w} px, smaller than a crop "
@@ -175,10 +185,24 @@ def check_field(image: np.ndarray, params: DatasetParams, what: str) -> np.ndarr
     return image
 
 
+def segment_field(image: np.ndarray, channels, params: DatasetParams) -> np.ndarray:
+    """Cell labels of one field with the markers it has.
+
+    With a cytoplasm marker: :func:`~bgrobust.segment.segment_cells` (seeded by the
+    nuclear marker when there is one); with neither marker:
+    :func:`~bgrobust.segment.segment_gfp` on the GFP channel.
+    """
+    channels = tuple(channels)
+    if "cytoplasm" in channels:
+        nucleus = image[channels.index("nucleus")] if "nucleus" in channels else None
+        return segment_cells(image[channels.index("cytoplasm")], nucleus, params.segmentation)
+    return segment_gfp(image[channels.index("gfp")], params.gfp_segmentation)
+
+
 def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: DatasetParams,
-                   what: str = ""):
-    image = check_field(image, params, what or f"field {i}")
-    labels = segment_cells(image[2], image[1], params.segmentation)
+                   what: str = "", channels=CHANNELS):
+    image = check_field(image, params, what or f"field {i}", len(channels))
+    labels = segment_field(image, channels, params)
     crops, masks, table, dropped = extract_crops(
         image, labels, size=params.crop_size, edge=params.edge,
         pad_value="border_median" if params.pad_value is None else params.pad_value)
@@ -217,12 +241,15 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
         when the segment matches no true cell).
     """
     params = params or DatasetParams()
+    channels = tuple(screen.meta.get("channels", CHANNELS))
+    if "gfp" not in channels:
+        raise DataError(f"{screen.meta.get('manifest') or 'screen'}: no GFP channel (channels {channels})")
     order = range(screen.n_fields)
     if progress:
         order = tqdm(order, desc="segmenting and cropping", unit="field")
     results = Parallel(n_jobs=n_jobs)(
         delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params,
-                                screen.describe_field(i))
+                                screen.describe_field(i), channels)
         for i in order)
 
     table = pd.concat([r[2] for r in results], ignore_index=True)
@@ -247,12 +274,13 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
         truth = screen.cells[["field", "label", "localization"]].rename(
             columns={"label": "truth_label", "localization": "true_localization"})
         table = table.merge(truth, on=["field", "truth_label"], how="left")
-    crops = CropSet(images, masks, table)
+    crops = CropSet(images, masks, table, channels)
 
     free_table = pd.concat([r[5] for r in results], ignore_index=True)
     free_images = np.concatenate([r[4] for r in results])
     free_table = free_table.merge(info, on="field", how="left").merge(strain_info, on="strain", how="left")
-    cell_free = CropSet(free_images, np.zeros((len(free_images),) + free_images.shape[-2:], bool), free_table)
+    cell_free = CropSet(free_images, np.zeros((len(free_images),) + free_images.shape[-2:], bool), free_table,
+                        channels)
 
     quality = pd.DataFrame([r[6] for r in results if r[6] is not None])
     report = {
@@ -266,6 +294,7 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
         "n_mask_too_large": int(flags.mask_too_large.sum()),
         "n_valid": int(flags.valid.sum()),
         "n_cell_free": int(len(free_table)),
+        "channels": list(channels),
         "params": asdict(params),
     }
     return Dataset(crops, cell_free, quality, report)
@@ -274,7 +303,7 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
 def dataset_key(screen: Screen, params: DatasetParams) -> str:
     """Cache key: the screen's identity, the parameters and the pipeline's code."""
     return content_key(screen.meta, asdict(params),
-                       code_key("bgrobust.segment", "bgrobust.crops", "bgrobust.dataset"))
+                       code_key("bgrobust.segment", "bgrobust._segment_gfp", "bgrobust.crops", "bgrobust.dataset"))
 
 
 def load_or_build(screen: Screen, params: DatasetParams | None = None, cache_dir=None, *,
