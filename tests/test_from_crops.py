@@ -149,3 +149,11 @@ def test_settings_accept_a_from_crops_dataset(tmp_path):
                              cache_dir=tmp_path)
     assert sets.images.shape[1:] == (2, S, S)  # the two real channels, nothing added
     assert set(sets.sets["setting"]) == {"base", "same"}
+
+
+def test_subset_and_valid_crops_keep_the_channels():
+    images, _ = _cells(3)
+    ds = from_crops(images, ["A", "B", "C"], ["actin", "ER", "ER"], progress=False)
+    assert ds.crops.subset([0, 2]).channels == ("gfp", "cytoplasm")
+    assert ds.valid_crops().channels == ("gfp", "cytoplasm")
+    np.testing.assert_array_equal(ds.crops.subset([2]).channel("cytoplasm")[0], images[2, 1])

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
 from .constraints import Choice, Instance, Integer, Optional, ParameterError, Real, String, check_params
 from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
+from .io.crop_folder import PCI_CROP_CHANNELS
 from .io.images import DataError
 from .screen import Screen
 from .segment import (GfpSegmentationParams, SegmentationParams, centre_cell_mask, match_instances,
@@ -365,7 +366,7 @@ def open_screen(source: str = "synthetic", screen: dict | None = None, *, manife
 # --------------------------------------------------------------------------------------
 
 #: Channels of crops that come with a GFP and a whole-cell cytoplasmic marker (the PCI crops).
-GFP_CYTOPLASM: tuple[str, str] = ("gfp", "cytoplasm")
+GFP_CYTOPLASM: tuple[str, str] = PCI_CROP_CHANNELS
 
 
 @dataclass(frozen=True)

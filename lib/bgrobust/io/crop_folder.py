@@ -59,7 +59,7 @@ from .pci import read_pci_crops
 MULTI_RULES: tuple[str, ...] = ("unlabelled", "first")
 #: The PCI crops' planes (``io.pci.PCI_CHANNELS`` = gfp, rfp) by vocabulary name: the RFP is
 #: a whole-cell cytoplasmic marker.
-PCI_CROP_CHANNELS: tuple[str, str] = ("gfp", "cytoplasm")
+PCI_CROP_CHANNELS: tuple[str, str] = tuple(c for c in CHANNELS if c != "nucleus")
 CROP_TABLE = "crops.csv"
 
 
