@@ -157,3 +157,11 @@ def test_subset_and_valid_crops_keep_the_channels():
     assert ds.crops.subset([0, 2]).channels == ("gfp", "cytoplasm")
     assert ds.valid_crops().channels == ("gfp", "cytoplasm")
     np.testing.assert_array_equal(ds.crops.subset([2]).channel("cytoplasm")[0], images[2, 1])
+
+
+def test_channel_indices_for_a_model_input():
+    images, _ = _cells(2)
+    ds = from_crops(images, ["A", "B"], ["actin", "ER"], progress=False)
+    assert ds.crops.channel_indices(("gfp", "cytoplasm")) == [0, 1]
+    with pytest.raises(KeyError, match=r"no \['nucleus'\] channel\(s\); they have \('gfp', 'cytoplasm'\)"):
+        ds.crops.channel_indices(("gfp", "nucleus"))

@@ -26,7 +26,7 @@ def test_compressed_tiff_round_trip(tmp_path, compression):
 def test_multipage_and_ome_tiff(tmp_path):
     stack = np.stack([_field(seed=i) for i in range(3)])
     multi = tmp_path / "multi.tif"
-    tifffile.imwrite(multi, stack, compression="lzw")
+    tifffile.imwrite(multi, stack, compression="lzw", photometric="minisblack")
     ome = tmp_path / "crop.ome.tif"
     tifffile.imwrite(ome, stack, ome=True, metadata={"axes": "CYX"})
     for path in (multi, ome):

@@ -84,6 +84,30 @@ class CropSet:
         """Whether the crops have channel ``name``."""
         return self.channels is not None and name in self.channels
 
+    def channel_indices(self, names) -> list[int]:
+        """Positions of the channels ``names`` in :attr:`images` (for feeding a model the
+        channels it needs, e.g. ``("gfp", "cytoplasm")``).
+
+        Raises
+        ------
+        KeyError
+            Naming the channels the crops lack and the ones they have.
+
+        Examples
+        --------
+        >>> cs = CropSet(np.zeros((1, 2, 4, 4)), np.zeros((1, 4, 4), bool), pd.DataFrame({"s": [0]}),
+        ...              channels=("gfp", "cytoplasm"))
+        >>> cs.channel_indices(["cytoplasm", "gfp"])
+        [1, 0]
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        have = self.channels or ()
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise KeyError(f"CropSet: the crops have no {missing} channel(s); they have "
+                           f"{self.channels if self.channels is not None else 'unnamed planes'}")
+        return [have.index(n) for n in names]
+
     def channel(self, name: str) -> np.ndarray:
         """One channel of every crop, ``(N, S, S)``.
 
