@@ -165,3 +165,18 @@ def test_channel_indices_for_a_model_input():
     assert ds.crops.channel_indices(("gfp", "cytoplasm")) == [0, 1]
     with pytest.raises(KeyError, match=r"no \['nucleus'\] channel\(s\); they have \('gfp', 'cytoplasm'\)"):
         ds.crops.channel_indices(("gfp", "nucleus"))
+
+
+def test_cell_free_setting_is_skipped_with_a_reason_not_faked():
+    images, centre = _cells(2)
+    ds = from_crops(images, ["A", "B"], ["actin", "ER"], progress=False)
+    kept, skipped = ds.runnable_settings()
+    assert "batch" not in kept and "no cell-free background crops" in skipped["batch"]
+    free = CropSet(images[:1], np.zeros((1, S, S), bool),
+                   pd.DataFrame({"strain": ["A"], "localization": ["actin"], "kind": ["single"]}),
+                   channels=("gfp", "cytoplasm"))
+    with_free = from_crops(images, ["A", "B"], ["actin", "ER"], cell_free=free, progress=False)
+    assert with_free.has_cell_free and with_free.runnable_settings() == (("base", "diff", "same", "mask", "batch"), {})
+    with pytest.raises(ValueError, match="cell_free has channels"):
+        from_crops(images, ["A", "B"], ["actin", "ER"], progress=False,
+                   cell_free=CropSet(np.zeros((1, 3, S, S)), np.zeros((1, S, S), bool), free.table))

@@ -30,7 +30,7 @@ from .io.images import DataError
 from .screen import Screen
 from .segment import (GfpSegmentationParams, SegmentationParams, centre_cell_mask, match_instances,
                       segment_cells, segment_gfp)
-from .vocabulary import CHANNELS, check_classes
+from .vocabulary import CHANNELS, EXPERIMENT_TITLES, EXPERIMENTS, check_classes
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,28 @@ class Dataset:
         """Whether there are cell-free background crops (the "Cell-Free Diff Loc Swap"
         setting needs them; crops from :func:`from_crops` have none unless given)."""
         return len(self.cell_free) > 0
+
+    def runnable_settings(self, settings=EXPERIMENTS) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The settings (experiment keys) these data can run, and why the others are skipped.
+
+        The cell-free setting (``"batch"``) needs cell-free crops; without them it is
+        skipped with a reason, never faked with invented backgrounds.  Runners call this
+        before generating settings and print (or put on the page) the reasons.
+
+        Examples
+        --------
+        >>> ds = from_crops(np.ones((2, 2, 8, 8)), ["A", "B"], ["actin", "ER"],
+        ...                 masks=np.ones((2, 8, 8), bool), progress=False)
+        >>> kept, skipped = ds.runnable_settings()
+        >>> kept, list(skipped)
+        (('base', 'diff', 'same', 'mask'), ['batch'])
+        """
+        settings = tuple(settings)
+        skipped = {}
+        if "batch" in settings and not self.has_cell_free:
+            skipped["batch"] = (f"skipped {EXPERIMENT_TITLES['batch']!r}: the dataset has no cell-free "
+                                "background crops (pass cell_free= to from_crops, or use a screen of full fields)")
+        return tuple(x for x in settings if x not in skipped), skipped
 
     @property
     def channels(self) -> tuple | None:
