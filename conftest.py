@@ -43,5 +43,9 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _doctest_names(doctest_namespace):
+def _doctest_names(request, doctest_namespace):
+    """Doctests see ``SHARED_DATA``; those that read it are skipped (with the reason) where it is absent."""
     doctest_namespace["SHARED_DATA"] = SHARED_DATA
+    test = getattr(request.node, "dtest", None)
+    if test is not None and not SHARED_DATA.is_dir() and any("SHARED_DATA" in e.source for e in test.examples):
+        pytest.skip(f"the shared real data folder {SHARED_DATA} is absent")

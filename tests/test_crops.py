@@ -33,10 +33,30 @@ def test_border_cells_are_dropped_or_padded():
     img = np.ones((3, 100, 100), np.uint16)
     _, _, _, dropped = extract_crops(img, lab, edge="drop")
     assert dropped == 1
-    crops, masks, _, dropped = extract_crops(img, lab, edge="pad")
+    crops, masks, _, dropped = extract_crops(img, lab, edge="pad", pad_value=0)
     assert dropped == 0 and crops.shape[0] == 1 and crops[0, 0, 0, 0] == 0 and crops[0, 0, -1, -1] == 1
     with pytest.raises(ValueError, match="edge must be"):
         extract_crops(img, lab, edge="wrap")
+
+
+def test_pad_fills_with_the_field_background_not_zero():
+    rng = np.random.default_rng(0)
+    lab = np.zeros((100, 100), int)
+    lab[2:14, 2:14] = 1
+    img = np.stack([rng.normal(m, 3, (100, 100)) for m in (200, 120, 400)]).astype(np.uint16)
+    img[:, 2:14, 2:14] += 500
+    crops, masks, _, _ = extract_crops(img, lab, edge="pad")
+    outside = crops[0, :, :20, :20]  # the window starts 24 px above and left of the image
+    for c, level in enumerate((200, 120, 400)):
+        assert abs(np.median(outside[c]) - level) <= 3, (c, np.median(outside[c]))
+        assert crops[0, c].min() >= img[c].min()  # no frame darker than the field
+    assert masks[0, :20, :20].sum() == 0
+    fixed = extract_crops(img, lab, edge="pad", pad_value=[1, 2, 3])[0]
+    assert fixed[0, :, 0, 0].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="pad_value must be one finite number or one per channel"):
+        extract_crops(img, lab, edge="pad", pad_value=[1, 2])
+    with pytest.raises(ValueError, match="pad_value must be 'border_median' or numbers"):
+        extract_crops(img, lab, edge="pad", pad_value="mean")
 
 
 def test_quality_flags_follow_the_paper():

@@ -56,8 +56,11 @@ def test_read_image_corrupt_file_chains_the_cause(tmp_path):
 def test_read_image_folder_and_unknown_suffix(tmp_path):
     with pytest.raises(DataError, match="is a folder"):
         read_image(tmp_path)
+    (tmp_path / "x.bmp").write_bytes(b"BM")
+    with pytest.raises(DataError, match=r"x\.bmp: unsupported file type '\.bmp'"):
+        read_image(tmp_path / "x.bmp")
     (tmp_path / "x.png").write_bytes(b"\x89PNG")
-    with pytest.raises(DataError, match=r"x\.png: unsupported file type '\.png'"):
+    with pytest.raises(DataError, match=r"x\.png: cannot be read as an image"):
         read_image(tmp_path / "x.png")
 
 
@@ -392,8 +395,9 @@ def test_read_manifest_missing_file_and_type(tmp_path):
 def test_read_manifest_missing_columns(tmp_path):
     rows = write_fields(tmp_path)
     for row in rows:
-        del row["nucleus"], row["well"]
-    with pytest.raises(DataError, match=r"manifest\.csv: missing column\(s\) \['well', 'nucleus'\]"):
+        del row["gfp"], row["well"]
+    with pytest.raises(DataError, match=r"manifest\.csv: missing column\(s\) \['well', 'gfp'\]; .*"
+                                        r"\(and optionally nucleus, cytoplasm\)"):
         read_manifest(manifest_csv(tmp_path, rows))
 
 

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,19 +28,46 @@ from .vocabulary import CHANNELS
 class CropSet:
     """Crops with their centre-cell masks and one table row per crop.
 
-    ``images``: ``(N, 3, S, S)`` in :data:`~bgrobust.screen.CHANNELS` order;
+    ``images``: ``(N, C, S, S)``, one plane per name of ``channels``;
     ``masks``: ``(N, S, S)`` bool, the centre cell (all ``False`` for cell-free crops);
-    ``table``: one row per crop (field, strain, plate, well, y, x, ...).
+    ``table``: one row per crop (field, strain, plate, well, y, x, ...);
+    ``channels``: the channel names in array order (default
+    :data:`bgrobust.vocabulary.CHANNELS`; real crops may have fewer, e.g.
+    ``("gfp", "cytoplasm")`` for the PCI crops; no channel is ever invented).
+
+    Examples
+    --------
+    >>> cs = CropSet(np.zeros((2, 2, 8, 8)), np.zeros((2, 8, 8), bool),
+    ...              pd.DataFrame({"strain": ["a", "b"]}), channels=("gfp", "cytoplasm"))
+    >>> cs.channel("cytoplasm").shape
+    (2, 8, 8)
     """
 
     images: np.ndarray
     masks: np.ndarray
     table: pd.DataFrame
+    channels: tuple | None = None
 
     def __post_init__(self):
         if not (len(self.images) == len(self.masks) == len(self.table)):
             raise ValueError(f"CropSet: {len(self.images)} images, {len(self.masks)} masks and "
                              f"{len(self.table)} table rows must agree")
+        n_planes = np.shape(self.images)[1] if np.ndim(self.images) == 4 else None
+        if self.channels is None:
+            # the default: the full stack when it has one plane per CHANNELS name, else the
+            # planes stay unnamed (no name, and no plane, is ever invented)
+            self.channels = CHANNELS if n_planes in (None, len(CHANNELS)) else None
+            return
+        if isinstance(self.channels, str):
+            raise ValueError(f"CropSet: channels must be a sequence of channel names, got the string "
+                             f"{self.channels!r}")
+        self.channels = tuple(str(c) for c in self.channels)
+        unknown = [c for c in self.channels if c not in CHANNELS]
+        if unknown or not self.channels or len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"CropSet: channels must be distinct names from {CHANNELS}, got {self.channels}")
+        if n_planes is not None and n_planes != len(self.channels):
+            raise ValueError(f"CropSet: images have {n_planes} channel plane(s) but channels names "
+                             f"{len(self.channels)}: {self.channels}")
 
     def __len__(self) -> int:
         return len(self.table)
@@ -50,11 +78,50 @@ class CropSet:
         if index.dtype == bool:
             index = np.flatnonzero(index)
         return CropSet(np.asarray(self.images[index]), np.asarray(self.masks[index]),
-                       self.table.iloc[index].reset_index(drop=True))
+                       self.table.iloc[index].reset_index(drop=True), self.channels)
+
+    def has_channel(self, name: str) -> bool:
+        """Whether the crops have channel ``name``."""
+        return self.channels is not None and name in self.channels
+
+    def channel_indices(self, names) -> list[int]:
+        """Positions of the channels ``names`` in :attr:`images` (for feeding a model the
+        channels it needs, e.g. ``("gfp", "cytoplasm")``).
+
+        Raises
+        ------
+        KeyError
+            Naming the channels the crops lack and the ones they have.
+
+        Examples
+        --------
+        >>> cs = CropSet(np.zeros((1, 2, 4, 4)), np.zeros((1, 4, 4), bool), pd.DataFrame({"s": [0]}),
+        ...              channels=("gfp", "cytoplasm"))
+        >>> cs.channel_indices(["cytoplasm", "gfp"])
+        [1, 0]
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        have = self.channels or ()
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise KeyError(f"CropSet: the crops have no {missing} channel(s); they have "
+                           f"{self.channels if self.channels is not None else 'unnamed planes'}")
+        return [have.index(n) for n in names]
 
     def channel(self, name: str) -> np.ndarray:
-        """One channel of every crop, ``(N, S, S)``."""
-        return np.asarray(self.images[:, CHANNELS.index(name)])
+        """One channel of every crop, ``(N, S, S)``.
+
+        Raises
+        ------
+        KeyError
+            When the crops have no such channel (the message lists the ones they have).
+        """
+        if self.channels is None:
+            raise KeyError(f"CropSet.channel: the {np.shape(self.images)[1]} channel planes are unnamed; "
+                           f"build the CropSet with channels=(...) naming them")
+        if name not in self.channels:
+            raise KeyError(f"CropSet.channel: the crops have no {name!r} channel; they have {self.channels}")
+        return np.asarray(self.images[:, self.channels.index(name)])
 
     def save(self, path) -> Path:
         """Write to a folder (npy arrays + parquet table), atomically, as a sealed cache entry
@@ -65,11 +132,13 @@ class CropSet:
         return path
 
     def write_files(self, folder) -> None:
-        """Write ``images.npy``, ``masks.npy`` and ``table.parquet`` into an existing folder."""
+        """Write ``images.npy``, ``masks.npy``, ``table.parquet`` and ``channels.json`` into a folder."""
         folder = Path(folder)
         np.save(folder / "images.npy", np.asarray(self.images))
         np.save(folder / "masks.npy", np.asarray(self.masks))
         self.table.to_parquet(folder / "table.parquet", index=False)
+        names = None if self.channels is None else list(self.channels)
+        (folder / "channels.json").write_text(json.dumps(names))
 
     @classmethod
     def load(cls, path, mmap: bool = True) -> "CropSet":
@@ -83,9 +152,12 @@ class CropSet:
         path = Path(path)
         verify_if_sealed(path)
         mode = "r" if mmap else None
+        names = path / "channels.json"
+        # folders written before channels were recorded hold the full CHANNELS stack
+        channels = json.loads(names.read_text()) if names.exists() else None
         return cls(np.load(path / "images.npy", mmap_mode=mode),
                    np.load(path / "masks.npy", mmap_mode=mode),
-                   pd.read_parquet(path / "table.parquet"))
+                   pd.read_parquet(path / "table.parquet"), channels)
 
 
 def window(center: tuple[int, int], size: int) -> tuple[int, int, int, int]:
@@ -95,10 +167,35 @@ def window(center: tuple[int, int], size: int) -> tuple[int, int, int, int]:
     return cy - half, cy - half + size, cx - half, cx - half + size
 
 
-def _cut(img: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
-    """A window of a (C, H, W) or (H, W) image, zero-padded where it leaves the image."""
+def border_background(image: np.ndarray, width: int = 1) -> np.ndarray:
+    """Per-channel median of a field's outer ``width``-px frame: its background level.
+
+    Examples
+    --------
+    >>> img = np.full((2, 10, 10), 7.0); img[:, 3:7, 3:7] = 100; img[1] += 1
+    >>> border_background(img).tolist()
+    [7.0, 8.0]
+    """
+    image = np.asarray(image)
+    planes = image if image.ndim == 3 else image[None]
+    frame = np.ones(planes.shape[-2:], bool)
+    frame[width:-width, width:-width] = False
+    return np.median(planes[:, frame], axis=1)
+
+
+def _cut(img: np.ndarray, y0, y1, x0, x1, fill=0) -> np.ndarray:
+    """A window of a (C, H, W) or (H, W) image, filled with ``fill`` (one value, or one per
+    channel) where it leaves the image."""
     h, w = img.shape[-2:]
-    out = np.zeros(img.shape[:-2] + (y1 - y0, x1 - x0), img.dtype)
+    out = np.empty(img.shape[:-2] + (y1 - y0, x1 - x0), img.dtype)
+    fill = np.asarray(fill)
+    if img.dtype.kind in "ui":
+        info = np.iinfo(img.dtype)
+        fill = np.clip(np.round(fill), info.min, info.max)
+    if img.ndim == 3 and fill.ndim == 1:
+        out[...] = fill.astype(img.dtype)[:, None, None]
+    else:
+        out[...] = fill.astype(img.dtype)
     sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
     if sy0 < sy1 and sx0 < sx1:
         out[..., sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[..., sy0:sy1, sx0:sx1]
@@ -106,7 +203,7 @@ def _cut(img: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
 
 
 def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
-                  edge: str = "drop") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+                  edge: str = "drop", pad_value="border_median") -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
     """Crops centred on every labelled cell of one field.
 
     Parameters
@@ -117,7 +214,13 @@ def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
     size : int
         Crop side in px (the paper: 64).
     edge : {"drop", "pad"}
-        Cells whose window leaves the image are dropped (counted) or zero-padded.
+        Cells whose window leaves the image are dropped (counted; the paper's choice) or
+        padded with the field's background.
+    pad_value : "border_median", number or sequence of numbers
+        What ``edge="pad"`` fills with: the median of the field's outer frame per channel
+        (:func:`border_background`; the default, so a crop has no black frame below
+        the field's minimum), one value for every channel, or one per channel (``0``
+        gives the former zero padding).
 
     Returns
     -------
@@ -131,12 +234,25 @@ def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
     >>> crops, masks, table, dropped = extract_crops(img, lab, size=64)
     >>> crops.shape, dropped
     ((1, 1, 64, 64), 1)
+    >>> img[:] = 300
+    >>> padded = extract_crops(img, lab, size=64, edge="pad")[0]
+    >>> int(padded[1].min())                 # the corner cell: padded with the background
+    300
     """
     if edge not in ("drop", "pad"):
         raise ValueError(f"extract_crops: edge must be 'drop' or 'pad', got {edge!r}")
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-2:] != labels.shape:
         raise ValueError(f"extract_crops: image {image.shape} must be (C, H, W) matching labels {labels.shape}")
+    if isinstance(pad_value, str):
+        if pad_value != "border_median":
+            raise ValueError(f"extract_crops: pad_value must be 'border_median' or numbers, got {pad_value!r}")
+        fill = border_background(image) if edge == "pad" else 0
+    else:
+        fill = np.asarray(pad_value, np.float64)
+        if fill.ndim > 1 or (fill.ndim == 1 and fill.shape[0] != image.shape[0]) or not np.isfinite(fill).all():
+            raise ValueError(f"extract_crops: pad_value must be one finite number or one per channel "
+                             f"({image.shape[0]}), got {pad_value!r}")
     h, w = labels.shape
     crops, masks, rows, dropped = [], [], [], 0
     for region in measure.regionprops(labels):
@@ -148,7 +264,7 @@ def extract_crops(image: np.ndarray, labels: np.ndarray, *, size: int = 64,
         lab_crop = _cut(labels, y0, y1, x0, x1)
         mask = lab_crop == region.label
         others = np.unique(lab_crop[(lab_crop > 0) & ~mask])
-        crops.append(_cut(image, y0, y1, x0, x1))
+        crops.append(_cut(image, y0, y1, x0, x1, fill))
         masks.append(mask)
         rows.append({"label": region.label, "y": region.centroid[0], "x": region.centroid[1],
                      "n_neighbours": len(others), "mask_fraction": mask.mean()})

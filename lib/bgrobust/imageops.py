@@ -31,7 +31,6 @@ from scipy import ndimage as ndi
 
 from .constraints import Integer, Real, check_params
 from .crops import CropSet
-from .vocabulary import CHANNELS
 
 
 # --------------------------------------------------------------------------------------
@@ -417,8 +416,8 @@ def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True
     Parameters
     ----------
     crops : CropSet
-        Cell crops; ``images`` is ``(N, C, S, S)`` in :data:`~bgrobust.screen.CHANNELS`
-        order.
+        Cell crops; ``images`` is ``(N, C, S, S)``, its planes named by ``crops.channels``
+        (the columns are named after them; unnamed planes give ``c0``, ``c1``, ...).
     by : str
         The table column that names the protein.
     valid_only : bool
@@ -442,6 +441,9 @@ def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True
     >>> cs = CropSet(imgs, np.ones((2, 2, 2), bool), pd.DataFrame({"strain": ["A", "A"]}))
     >>> protein_stats(cs).loc["A", ["n_crops", "mean_gfp", "std_gfp"]].tolist()
     [2.0, 2.0, 1.0]
+    >>> two = CropSet(imgs[:, :2], cs.masks, cs.table, channels=("gfp", "cytoplasm"))
+    >>> list(protein_stats(two).columns)
+    ['n_crops', 'mean_gfp', 'mean_cytoplasm', 'std_gfp', 'std_cytoplasm']
     """
     table = crops.table
     if by not in table.columns:
@@ -450,7 +452,11 @@ def protein_stats(crops: CropSet, by: str = "strain", *, valid_only: bool = True
     if np.ndim(images) != 4:
         raise ValueError(f"protein_stats: crops.images must be (N, C, S, S), got {np.shape(images)}")
     n_channels = images.shape[1]
-    names = list(CHANNELS) if n_channels == len(CHANNELS) else [f"c{i}" for i in range(n_channels)]
+    channels = getattr(crops, "channels", None)
+    if channels is not None and len(channels) != n_channels:
+        raise ValueError(f"protein_stats: crops.channels names {len(channels)} channel(s) {tuple(channels)} "
+                         f"but crops.images has {n_channels}")
+    names = list(channels) if channels is not None else [f"c{i}" for i in range(n_channels)]
     keep = np.ones(len(table), bool)
     if valid_only and "valid" in table.columns:
         keep = table["valid"].to_numpy(bool)

@@ -12,6 +12,10 @@ the nuclear marker:
    which splits touching cells along the neck between them and keeps a bud (which has
    no nucleus) with its mother.
 
+Without marker channels, :func:`segment_gfp` segments cells from the GFP channel alone
+(log-intensity foreground, seeded watershed on a smoothed distance map, size limits in
+micrometres or pixels; :class:`GfpSegmentationParams`).
+
 :func:`match_instances` scores any segmentation against truth labels (object F1 at
 IoU 0.5, mean IoU of matched objects, centroid error).
 """
@@ -23,7 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, segmentation
 
-from .constraints import Choice, Integer, Real, check_params
+from .constraints import Choice, Integer, Optional, Real, check_params
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,122 @@ def segment_cells(cytoplasm, nucleus=None, params: SegmentationParams | None = N
     labels = morphology.remove_small_objects(labels, max_size=params.min_area - 1)
     labels, _, _ = segmentation.relabel_sequential(labels)
     return labels.astype(np.int32)
+
+
+@dataclass(frozen=True)
+class GfpSegmentationParams:
+    """Parameters of :func:`segment_gfp` (GFP-only segmentation, no marker channels).
+
+    Attributes
+    ----------
+    smooth : float
+        Gaussian smoothing (px) of the GFP before the foreground threshold.
+    threshold : {"li", "otsu", "triangle", "percentile"}
+        The threshold on the log of the background-subtracted GFP.
+    percentile : float
+        The percentile for ``threshold="percentile"`` (pixels above it are foreground).
+    closing_radius : int
+        Radius (px) of a closing that joins the puncta of one cell (0 = none).
+    min_diameter, max_diameter : float
+        Size limits: objects with an area outside that of discs of these diameters are
+        dropped.  In micrometres when ``pixel_size`` is set, else in pixels.
+    seed_distance : float
+        Smallest distance between two cells' seeds (same unit as the diameters).
+    distance_smooth : float
+        Gaussian smoothing (px) of the distance map before seeding (fewer split cells).
+    pixel_size : float or None
+        Micrometres per pixel (default: the synthetic screen's 0.13); ``None`` means the
+        sizes above are in pixels.
+
+    Examples
+    --------
+    >>> p = GfpSegmentationParams(pixel_size=None, min_diameter=10, max_diameter=60)
+    >>> round(p.area_limits()[0], 1), GfpSegmentationParams().seed_distance_px()
+    (78.5, 12)
+    """
+
+    smooth: float = 1.0
+    threshold: str = "li"
+    percentile: float = 60.0
+    closing_radius: int = 0
+    min_diameter: float = 1.8
+    max_diameter: float = 9.0
+    seed_distance: float = 1.5
+    distance_smooth: float = 2.0
+    pixel_size: float | None = 0.13
+
+    _parameter_constraints = {
+        "smooth": Real(0), "threshold": Choice(("li", "otsu", "triangle", "percentile")),
+        "percentile": Real(0, 100), "closing_radius": Integer(0), "min_diameter": Real(0),
+        "max_diameter": Real(0, lo_open=True), "seed_distance": Real(0), "distance_smooth": Real(0),
+        "pixel_size": Optional(Real(0, lo_open=True)),
+    }
+    _parameter_rules = (
+        ("max_diameter", lambda p: p.min_diameter <= p.max_diameter,
+         "must be at least min_diameter ({p.min_diameter}), got {p.max_diameter}"),
+    )
+
+    def __post_init__(self):
+        check_params(self)
+
+    def _px(self, length: float) -> float:
+        return length / self.pixel_size if self.pixel_size is not None else length
+
+    def area_limits(self) -> tuple[float, float]:
+        """``(min_area, max_area)`` in px, the areas of discs of the two diameters."""
+        return (float(np.pi * (self._px(self.min_diameter) / 2) ** 2),
+                float(np.pi * (self._px(self.max_diameter) / 2) ** 2))
+
+    def seed_distance_px(self) -> int:
+        """:attr:`seed_distance` in whole pixels (at least 1)."""
+        return max(1, int(round(self._px(self.seed_distance))))
+
+
+def segment_gfp(gfp, params: GfpSegmentationParams | None = None) -> np.ndarray:
+    """Instance labels of the cells in one field from its GFP channel alone.
+
+    For screens without marker channels.  The steps (implemented in
+    :mod:`bgrobust._segment_gfp`): background = the field's median, noise = its MAD; a
+    foreground threshold on ``log1p(max(smoothed - background, 0) / noise)`` (dim diffuse
+    cells and bright organelles on one scale), optional closing, hole filling; seeds at
+    the maxima of a smoothed distance map, ``seed_distance`` apart; a watershed; then
+    the size limits.  Without a marker, a punctate protein (spindle pole, bud neck) gives
+    little of its cells' outline, so quality depends on the localization: score it with
+    :func:`match_instances` where a truth exists (the synthetic screen).
+
+    Parameters
+    ----------
+    gfp : (H, W) array
+        The GFP channel, finite.
+    params : GfpSegmentationParams, optional
+
+    Returns
+    -------
+    labels : (H, W) int32 array, 0 = background.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> yy, xx = np.mgrid[:80, :120]
+    >>> img = 100 + rng.normal(0, 3, (80, 120))
+    >>> for cy, cx in ((40, 30), (40, 85)):
+    ...     img += 60 * (((yy - cy) ** 2 + (xx - cx) ** 2) < 15 ** 2)
+    >>> labels = segment_gfp(img, GfpSegmentationParams(pixel_size=None, min_diameter=10,
+    ...                                                 max_diameter=60, seed_distance=12))
+    >>> int(labels.max())
+    2
+    """
+    from ._segment_gfp import gfp_foreground, size_filter, split_cells
+
+    params = params or GfpSegmentationParams()
+    if not isinstance(params, GfpSegmentationParams):
+        raise ValueError(f"segment_gfp: params must be a GfpSegmentationParams, got {type(params).__name__}")
+    g = _check_plane(gfp, "gfp")
+    min_area, max_area = params.area_limits()
+    fg = gfp_foreground(g, smooth=params.smooth, method=params.threshold, percentile=params.percentile,
+                        closing_radius=params.closing_radius, min_area=int(min_area))
+    labels = split_cells(fg, min_distance=params.seed_distance_px(), distance_smooth=params.distance_smooth)
+    return size_filter(labels, min_area, max_area)
 
 
 def _distance_peaks(distance, fg):

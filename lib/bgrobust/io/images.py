@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 #: File suffixes :func:`read_image` understands.
-IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy")
+IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".png", ".jpg", ".jpeg")
+TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 
 
 class DataError(ValueError):
@@ -29,13 +30,101 @@ class DataError(ValueError):
     """
 
 
-def _load(path: Path) -> np.ndarray:
-    """Pixels of ``path`` as an array (no checks beyond what the file format does)."""
-    if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
-    import tifffile
+def _load(path: Path, page: int | None = None) -> np.ndarray:
+    """Pixels of ``path`` as an array (no checks beyond what the file format does).
 
-    return tifffile.imread(path)
+    TIFF files go through tifffile, which decodes LZW, Deflate and ZSTD with the
+    ``imagecodecs`` package; a multi-page TIFF or an OME-TIFF gives its whole stack (or
+    one ``page``); PNG and JPEG (8 or 16 bit) are read with Pillow.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            # the first series: all planes of a multi-page or OME-TIFF (or planar samples)
+            pixels = tif.series[0].asarray() if tif.series else tif.asarray()
+    else:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            if img.mode in ("P", "PA"):
+                img = img.convert("RGBA" if "A" in img.mode else "RGB")
+            pixels = np.asarray(img)
+    if page is None:
+        return pixels
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    if pixels.ndim != 3 or not 0 <= page < pixels.shape[0]:
+        n = pixels.shape[0] if pixels.ndim == 3 else "no"
+        raise IndexError(f"page {page} requested but the file has {n} page(s) (shape {pixels.shape})")
+    return pixels[page]
+
+
+def read_stack(path, *, what: str = "image") -> np.ndarray:
+    """Every plane of an image file, as ``(P, H, W)`` (a 2-D image gives ``P = 1``).
+
+    For multi-channel crops stored in one file: a multi-page or OME-TIFF
+    (``(C, H, W)``), a TIFF or ``.npy`` holding a ``(C, H, W)`` array, or an RGB(A) PNG
+    (channels last, moved first).
+
+    Raises
+    ------
+    DataError
+        When the file is missing or unreadable, or its pixels are not a 2-D or 3-D
+        integer or floating-point array, or hold NaN or infinite values.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "crop.tif"
+    >>> tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint16), compression="zlib")
+    >>> read_stack(path).shape
+    (2, 8, 8)
+    """
+    path = Path(path)
+    image = _open(path, what, None)
+    head = f"{what} {path}"
+    if image.ndim == 2:
+        image = image[None]
+    elif image.ndim == 3 and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        image = np.moveaxis(image, -1, 0)
+    elif image.ndim != 3:
+        raise DataError(f"{head}: has {image.ndim} dimension(s) (shape {image.shape}); "
+                        "expected a (C, H, W) stack of channel planes")
+    _check_pixels(image, head)
+    return image
+
+
+def _open(path: Path, what: str, page: int | None) -> np.ndarray:
+    head = f"{what} {path}"
+    if not path.exists():
+        raise DataError(f"{head}: file not found")
+    if path.is_dir():
+        raise DataError(f"{head}: is a folder, not an image file")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataError(
+            f"{head}: unsupported file type {path.suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}"
+        )
+    try:
+        image = _load(path, page)
+    except Exception as exc:  # any failure of the file format library is a bad file
+        raise DataError(f"{head}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
+    return np.asarray(image)
+
+
+def _check_pixels(image: np.ndarray, head: str) -> None:
+    if image.dtype.kind not in "uif":
+        raise DataError(f"{head}: unsupported pixel type {image.dtype} (expected integers or floats)")
+    if image.dtype.kind == "f":
+        bad = ~np.isfinite(image)
+        if bad.any():
+            where = [int(v) for v in np.argwhere(bad)[0]]
+            at = (f"(y={where[0]}, x={where[1]})" if len(where) == 2 else
+                  f"(plane={where[0]}, y={where[1]}, x={where[2]})")
+            raise DataError(f"{head}: {int(bad.sum())} NaN or infinite pixel(s), the first at {at}")
 
 
 def _shape_problem(shape: tuple[int, ...]) -> str:
@@ -50,8 +139,9 @@ def _shape_problem(shape: tuple[int, ...]) -> str:
     return f"has {len(shape)} dimension(s) (shape {shape}) but a 2-D plane is expected"
 
 
-def read_image(path, *, expect_shape=None, what: str = "image") -> np.ndarray:
-    """Read a TIFF (``.tif``/``.tiff``) or ``.npy`` file holding one 2-D image plane.
+def read_image(path, *, expect_shape=None, what: str = "image", page: int | None = None) -> np.ndarray:
+    """Read one 2-D image plane: TIFF (uncompressed, LZW, Deflate, ZSTD, ...; multi-page
+    and OME-TIFF with ``page``), PNG or JPEG (8 or 16 bit, grey), or ``.npy``.
 
     Parameters
     ----------
@@ -61,6 +151,9 @@ def read_image(path, *, expect_shape=None, what: str = "image") -> np.ndarray:
         Required ``(H, W)``; a different shape raises :class:`DataError`.
     what : str
         What the file is, for error messages (e.g. ``"GFP image of field 3"``).
+    page : int, optional
+        For a multi-page (or OME-) TIFF: the page (plane) to read.  Without it the file
+        must hold a single plane.
 
     Returns
     -------
@@ -77,39 +170,22 @@ def read_image(path, *, expect_shape=None, what: str = "image") -> np.ndarray:
 
     Examples
     --------
-    >>> import tempfile, pathlib, numpy as np
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "plane.npy"
-    >>> np.save(path, np.ones((3, 3), np.float32))
-    >>> read_image(path, expect_shape=(3, 3)).dtype
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> np.save(folder / "plane.npy", np.ones((3, 3), np.float32))
+    >>> read_image(folder / "plane.npy", expect_shape=(3, 3)).dtype
     dtype('float32')
+    >>> tifffile.imwrite(folder / "field.tif", np.arange(12, dtype=np.uint16).reshape(3, 4),
+    ...                  compression="lzw")
+    >>> int(read_image(folder / "field.tif")[2, 3])
+    11
     """
     path = Path(path)
     head = f"{what} {path}"
-    if not path.exists():
-        raise DataError(f"{head}: file not found")
-    if path.is_dir():
-        raise DataError(f"{head}: is a folder, not an image file")
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DataError(
-            f"{head}: unsupported file type {path.suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}"
-        )
-    try:
-        image = _load(path)
-    except Exception as exc:  # any failure of the file format library is a bad file
-        raise DataError(f"{head}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
-    image = np.asarray(image)
-
+    image = _open(path, what, page)
     if image.ndim != 2:
         raise DataError(f"{head}: {_shape_problem(image.shape)}")
     if expect_shape is not None and image.shape != tuple(expect_shape):
         raise DataError(f"{head}: shape {image.shape}, expected {tuple(expect_shape)}")
-    if image.dtype.kind not in "uif":
-        raise DataError(f"{head}: unsupported pixel type {image.dtype} (expected integers or floats)")
-    if image.dtype.kind == "f":
-        bad = ~np.isfinite(image)
-        if bad.any():
-            y, x = np.argwhere(bad)[0]
-            raise DataError(
-                f"{head}: {int(bad.sum())} NaN or infinite pixel(s), the first at (y={y}, x={x})"
-            )
+    _check_pixels(image, head)
     return image

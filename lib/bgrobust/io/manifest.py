@@ -13,10 +13,17 @@ of view and the columns
                are read as ``B07``)
 ``field``      field of view within the strain (integer; unique per strain)
 ``gfp``        the GFP (protein) image of the field
-``nucleus``    the nuclear marker image
-``cytoplasm``  the cytoplasmic marker image
+``nucleus``    optional: the nuclear marker image
+``cytoplasm``  optional: the cytoplasmic marker image
 ``gene``       optional: the gene name
 =============  ==============================================================
+
+A manifest may omit either marker column (or both): the screen's images then hold only
+the channels present, in :data:`bgrobust.vocabulary.CHANNELS` order, and
+``screen.meta["channels"]`` names them (no plane is invented).  Without a nuclear
+marker the cells are seeded from the cytoplasm's distance map; without either marker
+:func:`bgrobust.dataset.build_dataset` segments from the GFP alone
+(:func:`bgrobust.segment.segment_gfp`).
 
 Image paths are relative to the manifest's folder (absolute paths also work); each
 file holds one 2-D plane (TIFF or ``.npy``, see :func:`bgrobust.io.read_image`).
@@ -54,8 +61,21 @@ from ..vocabulary import CHANNELS
 from .images import DataError, read_image
 from .yeastgfp import join_by_orf
 
-#: Columns every manifest must have.
+#: Columns of a full manifest (the two marker channels are optional, see :data:`REQUIRED_COLUMNS`).
 MANIFEST_COLUMNS: tuple[str, ...] = ("strain", "orf", "plate", "well", "field", *CHANNELS)
+#: Columns every manifest must have.
+REQUIRED_COLUMNS: tuple[str, ...] = ("strain", "orf", "plate", "well", "field", "gfp")
+#: Channels a manifest may leave out.
+OPTIONAL_CHANNELS: tuple[str, ...] = ("nucleus", "cytoplasm")
+
+
+def manifest_channels(manifest: pd.DataFrame) -> tuple[str, ...]:
+    """The channels a manifest table has, in :data:`~bgrobust.vocabulary.CHANNELS` order.
+
+    >>> manifest_channels(pd.DataFrame(columns=["strain", "gfp", "cytoplasm"]))
+    ('gfp', 'cytoplasm')
+    """
+    return tuple(c for c in CHANNELS if c in manifest.columns)
 _WELL = re.compile(r"^([A-P])0?([1-9]|1[0-9]|2[0-4])$")
 _SHOW = 5
 
@@ -133,10 +153,11 @@ def read_manifest(path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"manifest {path}: file not found")
     table = _read_table(path)
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if len(table.columns) and missing:
         raise DataError(
-            f"manifest {path}: missing column(s) {missing}; a manifest needs {', '.join(MANIFEST_COLUMNS)}"
+            f"manifest {path}: missing column(s) {missing}; a manifest needs {', '.join(REQUIRED_COLUMNS)} "
+            f"(and optionally {', '.join(OPTIONAL_CHANNELS)})"
         )
     if table.empty:
         raise DataError(f"manifest {path}: no fields (the table is empty)")
@@ -166,11 +187,12 @@ def read_manifest(path) -> pd.DataFrame:
         )
 
     folder = path.parent
-    names = table[list(CHANNELS)].fillna("").astype(str).apply(lambda c: c.str.strip())
+    channels = manifest_channels(table)
+    names = table[list(channels)].fillna("").astype(str).apply(lambda c: c.str.strip())
     missing_files = [
         f"{_line(i, path.suffix)} {channel}: {name or '(empty)'}"
         for i, row in enumerate(names.itertuples(index=False))
-        for channel, name in zip(CHANNELS, row)
+        for channel, name in zip(channels, row)
         if not name or not (folder / name).is_file()
     ]
     if missing_files:
@@ -178,24 +200,24 @@ def read_manifest(path) -> pd.DataFrame:
             f"manifest {path}: {len(missing_files)} image path(s) point at no file "
             f"(relative to {folder}): {_listing(missing_files)}"
         )
-    for channel in CHANNELS:
+    for channel in channels:
         out[channel] = [str((folder / name).resolve()) for name in names[channel]]
     return out
 
 
-def _read_field(paths: tuple[str, ...], what: str) -> np.ndarray:
+def _read_field(paths: tuple[str, ...], what: str, channels: tuple[str, ...] = CHANNELS) -> np.ndarray:
     """Read the channel files of one field and stack them as ``(len(paths), H, W)``.
 
     A plane whose pixels are all 0 (an empty or failed acquisition) is an error naming
     its file.
     """
-    planes = [read_image(p, what=f"{ch} image of {what}") for p, ch in zip(paths, CHANNELS)]
-    for p, ch, plane in zip(paths, CHANNELS, planes):
+    planes = [read_image(p, what=f"{ch} image of {what}") for p, ch in zip(paths, channels)]
+    for p, ch, plane in zip(paths, channels, planes):
         if plane.size and not plane.any():
             raise DataError(f"{ch} image of {what} {p}: every pixel is 0 (an empty or failed acquisition)")
     shapes = {p.shape for p in planes}
     if len(shapes) > 1:
-        listed = ", ".join(f"{ch} {plane.shape}" for ch, plane in zip(CHANNELS, planes))
+        listed = ", ".join(f"{ch} {plane.shape}" for ch, plane in zip(channels, planes))
         raise DataError(f"{what}: channel images differ in shape ({listed}); files: {', '.join(paths)}")
     dtypes = {p.dtype for p in planes}
     dtype = dtypes.pop() if len(dtypes) == 1 and planes[0].dtype.kind in "ui" else np.float32
@@ -259,12 +281,15 @@ def load_screen(path, labels: pd.DataFrame | None = None) -> Screen:
     })
     names = [f"field {i} (strain {row['strain']!r}, site {row['field']}) of manifest {path}"
              for i, row in manifest.iterrows()]
-    readers = [functools.partial(_read_field, tuple(row[list(CHANNELS)]), name)
+    channels = manifest_channels(manifest)
+    readers = [functools.partial(_read_field, tuple(row[list(channels)]), name, channels)
                for (_, row), name in zip(manifest.iterrows(), names)]
     images = LazyImages(len(readers), lambda i: readers[i](), names=names)
-    return Screen(strains=strains, fields=fields, images=images,
-                  meta={"source": "manifest", "manifest": str(path.resolve()),
-                        "content": files_digest(_files(path, manifest))})
+    meta = {"source": "manifest", "manifest": str(path.resolve()),
+            "content": files_digest(_files(path, manifest))}
+    if channels != CHANNELS:
+        meta["channels"] = list(channels)  # only when a marker is left out: full screens keep their key
+    return Screen(strains=strains, fields=fields, images=images, meta=meta)
 
 
 def manifest_files(path) -> list[Path]:
@@ -278,7 +303,8 @@ def manifest_files(path) -> list[Path]:
 
 
 def _files(path: Path, manifest: pd.DataFrame) -> list[Path]:
-    return [path, *(Path(p) for row in manifest[list(CHANNELS)].itertuples(index=False) for p in row)]
+    channels = list(manifest_channels(manifest))
+    return [path, *(Path(p) for row in manifest[channels].itertuples(index=False) for p in row)]
 
 
 #: The names :func:`write_manifest` gives the image files (relative to the folder).
