@@ -31,6 +31,7 @@ from scipy import ndimage as ndi
 
 from .constraints import Integer, Real, check_params
 from .crops import CropSet
+from .vocabulary import CHANNELS
 
 
 # --------------------------------------------------------------------------------------
