@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from .classify import SVMProtocol, evaluate_pairs, evaluate_pairs_held_out, evaluate_triplets
 from .extractors import Extractor, as_extractor
-from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, PAIR_EXPERIMENTS, TRIPLET_EXPERIMENTS
+from .tables import other_class_background
+from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, OTHER_CLASS, PAIR_EXPERIMENTS, TRIPLET_EXPERIMENTS
 
 __all__ = ["ExperimentResults", "run_experiments", "setting_features", "setting_crop_ids", "set_groups",
            "held_out_triplets", "drop_table"]
@@ -141,6 +142,8 @@ def _grid(features: Mapping, protocol: SVMProtocol, experiments, classes, n_jobs
         elif exp in TRIPLET_EXPERIMENTS:
             feats = {(c, b): x for (s, c, b), x in features.items() if s == exp and len(x) > 0}
             out[exp] = _triplets_available(feats, protocol, classes, n_jobs, progress, cache_dir, backgrounds)
+            if backgrounds == "all" and exp == "diff":
+                out[OTHER_CLASS] = other_class_background(out[exp])
         else:
             raise ValueError(f"unknown experiment {exp!r}; expected names from {EXPERIMENTS}")
     return out
@@ -358,7 +361,9 @@ def run_experiments(sets, extractors, protocol: SVMProtocol | None = None, *, ex
         Backgrounds of the triplet experiments: the classes other than the pair's (the paper's
         aggregation), or also the pair's own two classes (the *other-class background* design
         for few classes: both centres on backgrounds of one class of the pair, in turn; the sets
-        need ``swap_backgrounds="all"``).
+        need ``swap_backgrounds="all"``, and ``shared_backgrounds=True`` keeps the two centre
+        classes on the very same background crops). Its results are added as the experiment
+        :data:`~bgrobust.vocabulary.OTHER_CLASS` (``"other"``), one row per pair.
     n_jobs, progress, cache_dir
         Parallel SVM workers, progress bars, the SVM result cache folder.
     keep_features : bool

@@ -24,7 +24,7 @@ import pandas as pd
 from .classify import SVMProtocol
 from .constraints import Instance, Integer, Optional, ParameterError, check_value
 from .extractors import Extractor, as_extractor, minmax_per_channel
-from .vocabulary import CHANNELS, CLASSES, EXPERIMENTS, check_classes
+from .vocabulary import CHANNELS, CLASSES, EXPERIMENT_TITLES, OTHER_CLASS, check_classes
 
 
 @dataclass
@@ -81,8 +81,65 @@ class RobustnessReport:
         return ax.figure
 
 
-def _verdict(name: str, drop: dict) -> str:
-    text = f"same-loc minus diff-loc swap accuracy {drop['mean']:+.3f} [{drop['low']:+.3f}, {drop['high']:+.3f}]"
+def _settings_for_proteins(dataset, classes, settings) -> tuple[list[str], dict[str, str]]:
+    """Drop the same-localization swap when a class has fewer than two proteins (it pastes across proteins)."""
+    t = dataset.crops.table
+    single = t[t["kind"].eq("single") & t["valid"].astype(bool)]
+    few = [c for c in classes if single.loc[single["localization"].eq(c), "strain"].nunique() < 2]
+    if "same" in settings and few:
+        return [x for x in settings if x != "same"], {
+            "same": f"skipped {EXPERIMENT_TITLES['same']!r}: class(es) {few} have fewer than two proteins"}
+    return list(settings), {}
+
+
+def fold_difference(higher: pd.DataFrame, lower: pd.DataFrame, n_splits: int) -> dict:
+    """Mean over class pairs of ``higher - lower`` accuracy with a 3 SE interval from the folds.
+
+    With two or three classes there are too few classes for the paired interval over classes
+    (:func:`bgrobust.claims.paired_difference`); the uncertainty then comes from the
+    cross-validation folds: ``SE = sqrt(mean over pairs of (sd_h**2 + sd_l**2) / n_splits / n_pairs)``,
+    treating the two experiments' folds as independent.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"Location1": ["a"], "Location2": ["b"], "Accuracy": [0.9], "StdDev": [0.05]})
+    >>> l = h.assign(Accuracy=[0.7])
+    >>> d = fold_difference(h, l, 5)
+    >>> round(d["mean"], 3), round(d["high"] - d["mean"], 3)
+    (0.2, 0.095)
+    """
+    m = higher.merge(lower, on=["Location1", "Location2"], suffixes=("_h", "_l"))
+    if m.empty:
+        raise ValueError("fold_difference: the two tables share no class pair")
+    diff = float((m["Accuracy_h"] - m["Accuracy_l"]).mean())
+    se = float(np.sqrt(((m["StdDev_h"] ** 2 + m["StdDev_l"] ** 2) / n_splits).mean() / len(m)))
+    return {"mean": diff, "low": diff - 3 * se, "high": diff + 3 * se, "se": se, "n_pairs": len(m),
+            "interval": "folds"}
+
+
+def _summary_table(res, few: bool) -> pd.DataFrame:
+    """One row per experiment: mean and 3 SE over all pairs (and the paper's aggregation where defined)."""
+    from .tables import table1
+
+    name = res.names[0]
+    if few:   # too few classes for an interval over classes: mean over pairs, 3 SE from the folds
+        rows = []
+        for exp, df in res.results[name].items():
+            if exp in ("diff", "batch"):   # their rows on the pair's own backgrounds are in "other"
+                continue
+            se = float(np.sqrt((df["StdDev"] ** 2 / res.protocol.n_splits).mean() / len(df)))
+            rows.append({"experiment": exp, "mean": float(df["Accuracy"].mean()), "three_se": 3 * se,
+                         "n_pairs": len(df), "interval": "folds"})
+        order = {e: i for i, e in enumerate(("base", "same", OTHER_CLASS, "mask"))}
+        return pd.DataFrame(rows).sort_values("experiment", key=lambda e: e.map(order)).reset_index(drop=True)
+    t_all = table1(res.results, aggregation="all").drop(columns="model")
+    t_paper = table1(res.results, aggregation="paper").drop(columns="model")
+    return t_all.merge(t_paper, on="experiment", suffixes=("", "_paper"))
+
+
+def _verdict(name: str, drop: dict, lower: str = "diff") -> str:
+    what = "other-class background" if lower == OTHER_CLASS else "diff-loc swap"
+    text = f"same-loc swap minus {what} accuracy {drop['mean']:+.3f} [{drop['low']:+.3f}, {drop['high']:+.3f}]"
     if drop["low"] > 0:
         return f"{name} reads the background: {text} (3 SE interval above 0)."
     if drop["high"] < 0:
@@ -192,6 +249,8 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
         wanted = cfg.get("classes") if dataset is None and sets is None else None
         classes = list(wanted or [c for c in CLASSES if present is None or c in present])
     classes = list(classes)
+    few = len(classes) < 3   # no third class for a different-localization background
+    skipped: dict[str, str] = {}
     if sets is None:
         if dataset is None:
             from .dataset import open_dataset
@@ -200,25 +259,35 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
                                       seed=cfg.get("seed", 0), n_jobs=n_jobs, progress=progress)
         if n_cells is None:
             n_cells = int((cfg.get("settings") or {}).get("n_cells", 40))
-        settings = [s for s in EXPERIMENTS if s != "batch" or len(getattr(dataset, "cell_free", ())) > 0]
+        settings, skipped = dataset.runnable_settings()
+        settings, more = _settings_for_proteins(dataset, classes, settings)
+        skipped.update(more)
+        design = {"swap_backgrounds": "all", "shared_backgrounds": True} if few else {}
         sets = generate_settings(dataset, n_cells, classes=classes, settings=settings, random_state=random_state,
-                                 progress=progress)
+                                 progress=progress, **design)
     n_cells = int(sets.sets["n"].max() if n_cells is None else n_cells)
     protocol = protocol or SVMProtocol(n_per_class=n_cells)
     if isinstance(extractor, Extractor) or not (callable(extractor) or hasattr(extractor, "forward")):
         run = as_extractor(extractor, name=name)
     else:
         run = as_extractor(extractor, name=name, channels=channels, preprocess=preprocess, device=device)
-    res = run_experiments(sets, {run.name: run}, protocol, classes=classes, n_jobs=n_jobs, progress=progress,
-                          cache_dir=cache_dir)
+    res = run_experiments(sets, {run.name: run}, protocol, classes=classes, backgrounds="all" if few else "valid",
+                          n_jobs=n_jobs, progress=progress, cache_dir=cache_dir)
     results = res.results[run.name]
-    t_all = res.table1("all").drop(columns="model")
-    t_paper = res.table1("paper").drop(columns="model")
-    table = t_all.merge(t_paper, on="experiment", suffixes=("", "_paper"))
+    for key, why in res.skipped.items():
+        skipped.setdefault(key, why)
+    lower = OTHER_CLASS if few else "diff"
+    table = _summary_table(res, few)
     per_class = res.per_class(run.name, "all")
-    d = paired_difference(per_class, "same", "diff") if {"same", "diff"} <= set(results) else \
-        {"mean": float("nan"), "low": float("nan"), "high": float("nan")}
-    return RobustnessReport(name=run.name, results=results, table=table, per_class=per_class, claims=res.claims("all"),
-                            drop=d, verdict=_verdict(run.name, d), seconds=time.perf_counter() - start,
+    if not {"same", lower} <= set(results):
+        d = {"mean": float("nan"), "low": float("nan"), "high": float("nan")}
+    elif few:
+        d = fold_difference(results["same"], results[lower], protocol.n_splits)
+    else:
+        d = paired_difference(per_class, "same", lower)
+    claims = pd.DataFrame() if few else res.claims("all")
+    return RobustnessReport(name=run.name, results=results, table=table, per_class=per_class, claims=claims,
+                            drop=d, verdict=_verdict(run.name, d, lower), seconds=time.perf_counter() - start,
                             meta={"n_cells": n_cells, "classes": classes, "protocol": protocol.to_dict(),
-                                  "channels": list(channels), "skipped": res.skipped})
+                                  "channels": list(channels), "skipped": skipped,
+                                  "design": "other-class background" if few else "the paper's five settings"})

@@ -649,3 +649,26 @@ def format_drops(drops: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     if "baseline_cost" in drops:
         out["baseline cost"] = [f"{v:+.{digits}f}" if pd.notna(v) else "" for v in drops["baseline_cost"]]
     return out
+
+
+def other_class_background(diff: pd.DataFrame) -> pd.DataFrame:
+    """The other-class background results of a diff-swap table evaluated on every background.
+
+    For each pair ``(c1, c2)``, the rows whose ``Background`` is ``c1`` or ``c2`` (both centres on
+    backgrounds of one class of the pair), averaged over the two backgrounds: one row per pair in
+    the pairwise layout (``Location1, Location2, Accuracy, StdDev``), the design that works with two
+    classes (:data:`bgrobust.vocabulary.OTHER_CLASS`).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"Location1": ["actin"] * 3, "Location2": ["ER"] * 3,
+    ...                   "Background": ["actin", "ER", "Golgi"], "Accuracy": [0.8, 0.6, 0.9], "StdDev": [0.1] * 3})
+    >>> other_class_background(d)[["Location1", "Location2", "Accuracy"]].values.tolist()
+    [['actin', 'ER', 0.7]]
+    """
+    own = diff[(diff["Background"] == diff["Location1"]) | (diff["Background"] == diff["Location2"])]
+    if own.empty:
+        raise ValueError("other_class_background: no row has a background of its own pair; evaluate the diff "
+                         "swap with backgrounds='all' on sets made with swap_backgrounds='all'")
+    out = own.groupby(["Location1", "Location2"], sort=False)[["Accuracy", "StdDev"]].mean().reset_index()
+    return out.round({"Accuracy": 10})

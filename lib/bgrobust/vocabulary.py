@@ -82,6 +82,12 @@ PAIR_EXPERIMENTS: tuple[str, ...] = ("base", "same", "mask")
 #: Experiments with one result per pair and background class (a ``Background`` column).
 TRIPLET_EXPERIMENTS: tuple[str, ...] = ("diff", "batch")
 
+#: The *other-class background* design for few classes (not one of the paper's five): both
+#: classes' centres on backgrounds of one class of the pair, in turn (the diff swap's rows whose
+#: background is one of the pair, which the paper computes and drops; see bgrobust.settings).
+OTHER_CLASS: str = "other"
+OTHER_CLASS_TITLE: str = "Other-Class Background"
+
 #: The paper's three feature extractors, in its row order.
 MODELS: tuple[str, ...] = ("pifia", "pci", "deeploc")
 #: Display names of the models (Table 1 rows).
