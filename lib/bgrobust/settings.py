@@ -168,6 +168,11 @@ class SettingSets:
                        for r in self.sets.itertuples()}
 
     # mapping-like access -------------------------------------------------------------
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channel names of the images (those of the dataset's crops)."""
+        return tuple(self.meta.get("channels") or CHANNELS)
+
     def keys(self) -> list[tuple[str, str, str]]:
         """All ``(setting, centre_class, background_class)`` keys, in storage order."""
         return list(self._index)
@@ -880,7 +885,7 @@ def _build_settings(path, dataset, n_cells, classes, settings, random_state, par
         masks.flush()
         del images, masks
         meta = {"key": key, "n_cells": n_cells, "random_state": random_state, **params,
-                "dataset": fingerprint, "n_crops": int(n_total), "n_sets": len(sets),
+                "channels": list(getattr(dataset.crops, "channels", None) or CHANNELS), "dataset": fingerprint, "n_crops": int(n_total), "n_sets": len(sets),
                 "n_shortfall": int(len(short)), "seconds": round(time.perf_counter() - t0, 3)}
         _write(tmp, None, None, table, sets, meta)
 
