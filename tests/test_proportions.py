@@ -390,6 +390,8 @@ def test_head_summary_against_chance():
         float((good.predict(X[good.test_index_]) == y[good.test_index_]).mean()))
     assert t.loc["good", "macro_f1"] == pytest.approx(P.macro_f1(rep))
     assert t.loc["noise", "held_out_accuracy"] < 0.75            # features carry nothing
+    assert not t.loc["noise", "beats_chance"] and t.loc["noise", "p_vs_chance"] > 0.05
+    assert t.loc["good", "p_vs_chance"] < 1e-6
     with pytest.raises(ValueError, match="held-out"):
         P.head_summary({"x": P.MultinomialLR(test_fraction=0.0, **dict(kw, early_stopping=False)).fit(X, y)})
 

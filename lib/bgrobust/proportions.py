@@ -689,13 +689,16 @@ def chance_accuracy(labels) -> float:
     return float(pd.Series(labels).value_counts(normalize=True).iloc[0])
 
 
-def head_summary(heads: Mapping[str, "MultinomialLR"]) -> pd.DataFrame:
+def head_summary(heads: Mapping[str, "MultinomialLR"], alpha: float = 0.05) -> pd.DataFrame:
     """How each fitted head trained and how it does on its held-out rows, against chance.
 
     Parameters
     ----------
     heads : mapping name -> fitted :class:`MultinomialLR`
         Fitted with a held-out part (``test_fraction > 0``).
+    alpha : float in (0, 1)
+        A head beats chance when a one-sided binomial test of its held-out correct count
+        against the chance level gives ``p < alpha``.
 
     Returns
     -------
@@ -703,7 +706,7 @@ def head_summary(heads: Mapping[str, "MultinomialLR"]) -> pd.DataFrame:
         Index head; ``epochs_run``, ``best_epoch``, ``steps`` (optimizer steps to the kept
         weights), ``stopped_early``, ``held_out_loss``, ``held_out_accuracy``, ``chance``
         (the held-out share of the most frequent class: the accuracy of always guessing it),
-        ``beats_chance``, ``macro_f1`` (undefined F1 = 0) and ``macro_f1_defined``
+        ``p_vs_chance`` (the binomial test), ``beats_chance``, ``macro_f1`` (undefined F1 = 0) and ``macro_f1_defined``
         (undefined skipped), all from the head's held-out :attr:`~MultinomialLR.report_`.
 
     Examples
@@ -717,8 +720,12 @@ def head_summary(heads: Mapping[str, "MultinomialLR"]) -> pd.DataFrame:
     >>> bool(row["beats_chance"]), float(row["chance"]), int(row["steps"]) == 4 * int(row["best_epoch"])
     (True, 0.5, True)
     """
+    from scipy.stats import binomtest
+
     if not heads:
         raise ValueError("head_summary: no heads")
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"head_summary: alpha must be in (0, 1), got {alpha!r}")
     rows = {}
     for name, head in heads.items():
         head._check_fitted()
@@ -729,10 +736,12 @@ def head_summary(heads: Mapping[str, "MultinomialLR"]) -> pd.DataFrame:
         correct = (rep["recall"].fillna(0.0).to_numpy(float) * support).sum()
         acc = float(correct / support.sum())
         chance = float(support.max() / support.sum())
+        n = int(support.sum())
+        p = float(binomtest(int(round(correct)), n, chance, alternative="greater").pvalue) if chance < 1 else 1.0
         rows[name] = {"epochs_run": int(len(head.history_)), "best_epoch": head.best_epoch_,
                       "steps": head.n_steps_, "stopped_early": head.stopped_early_,
                       "held_out_loss": head.best_test_loss_, "held_out_accuracy": acc, "chance": chance,
-                      "beats_chance": bool(acc > chance), "macro_f1": macro_f1(rep, "zero"),
+                      "p_vs_chance": p, "beats_chance": bool(p < alpha), "macro_f1": macro_f1(rep, "zero"),
                       "macro_f1_defined": macro_f1(rep, "skip")}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "head"
