@@ -523,6 +523,9 @@ def drop_table(results: Mapping[str, Mapping[str, pd.DataFrame]], reference: Map
         rows.append(row)
     out = pd.DataFrame(rows).set_index("extractor")
     if reference:
+        # the columns exist even when no reference shows a drop (NaN = not computed)
+        out["drop_removed"] = np.nan
+        out["baseline_cost"] = np.nan
         for name, ref in reference.items():
             if name in out.index and ref in out.index:
                 if out.loc[ref, "drop_low"] > 0:  # a share of a drop only where there is one
