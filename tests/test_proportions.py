@@ -318,3 +318,106 @@ def test_uniform_baseline_keeps_the_protein_index_of_a_frame():
     out = uniform_baseline(frame)
     assert list(out.index) == ["p1", "p2", "p3", "p4"]
     assert np.allclose(out.to_numpy(), uniform_baseline(np.eye(15)[:4]))
+
+
+# ---------------------------------------------------------------------------- issue 14: converged heads, F1, estimators
+from bgrobust import proportions as P  # noqa: E402
+def test_macro_f1_counts_undefined_as_zero_by_hand():
+    # Golgi is never predicted: its F1 is undefined; ER F1 = 2*(2/3*1)/(2/3+1) = 0.8, actin 1
+    rep = P.classification_report(["ER", "ER", "Golgi", "actin"], ["ER", "ER", "ER", "actin"],
+                                  ["ER", "Golgi", "actin"])
+    assert np.isnan(rep.loc["Golgi", "f1"])
+    assert P.macro_f1(rep) == pytest.approx((0.8 + 0 + 1) / 3)
+    assert P.macro_f1(rep, "skip") == pytest.approx((0.8 + 1) / 2)
+    with pytest.raises(ValueError, match="undefined"):
+        P.macro_f1(rep, "drop")
+    with pytest.raises(ValueError, match="f1"):
+        P.macro_f1(rep.drop(columns="f1"))
+
+
+def test_chance_accuracy_by_hand():
+    assert P.chance_accuracy(["a", "b", "b", "b", "c"]) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="no labels"):
+        P.chance_accuracy([])
+
+
+def _blobs(n=60, sep=1.2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(m, 1.0, (n, 4)) for m in (0, sep)]).astype(np.float32)
+    y = np.array(["ER"] * n + ["nucleus"] * n)
+    return X, y
+
+
+def test_early_stopping_stops_on_held_out_loss_and_keeps_best_weights():
+    X, y = _blobs()
+    kw = dict(batch_size=16, lr=0.05, classes=("ER", "nucleus"), random_state=0)
+    h = P.MultinomialLR(epochs=300, early_stopping=True, patience=5, **kw).fit(X, y)
+    hist = h.history_
+    assert h.stopped_early_ and len(hist) < 300
+    best = hist["test_loss"].idxmin()
+    assert h.best_epoch_ == int(hist.loc[best, "epoch"])
+    assert h.best_test_loss_ == pytest.approx(hist["test_loss"].min())
+    assert len(hist) - h.best_epoch_ == 5                        # stopped after `patience` epochs
+    steps_per_epoch = int(np.ceil(len(h.train_index_) / 16))
+    assert h.n_steps_ == steps_per_epoch * h.best_epoch_
+    assert list(hist["steps"]) == [steps_per_epoch * e for e in hist["epoch"]]
+    # the kept weights are the best epoch's: their held-out loss is the minimum
+    import torch
+    with torch.no_grad():
+        logits = torch.from_numpy(h.decision_function(X[h.test_index_]))
+        codes = torch.from_numpy((y[h.test_index_] == "nucleus").astype(np.int64))
+        assert float(torch.nn.functional.cross_entropy(logits, codes)) == pytest.approx(h.best_test_loss_, rel=1e-5)
+    # the default is the paper's fixed 5 epochs
+    plain = P.MultinomialLR(**kw).fit(X, y)
+    assert len(plain.history_) == 5 and plain.best_epoch_ == 5 and not plain.stopped_early_
+    with pytest.raises(ValueError, match="test_fraction"):
+        P.MultinomialLR(early_stopping=True, test_fraction=0.0, **kw).fit(X, y)
+    with pytest.raises(ValueError, match="patience"):
+        P.MultinomialLR(early_stopping=True, patience=0, **kw).fit(X, y)
+
+
+def test_head_summary_against_chance():
+    X, y = _blobs(sep=3.0)
+    kw = dict(batch_size=16, lr=0.05, classes=("ER", "nucleus"), random_state=0, early_stopping=True)
+    good = P.MultinomialLR(epochs=100, **kw).fit(X, y)
+    rng = np.random.default_rng(1)
+    noise = P.MultinomialLR(epochs=100, **kw).fit(rng.normal(size=X.shape).astype(np.float32), y)
+    t = P.head_summary({"good": good, "noise": noise})
+    assert t.loc["good", "chance"] == pytest.approx(0.5)
+    assert t.loc["good", "beats_chance"] and t.loc["good", "held_out_accuracy"] > 0.9
+    rep = good.report_
+    assert t.loc["good", "held_out_accuracy"] == pytest.approx(
+        float((good.predict(X[good.test_index_]) == y[good.test_index_]).mean()))
+    assert t.loc["good", "macro_f1"] == pytest.approx(P.macro_f1(rep))
+    assert t.loc["noise", "held_out_accuracy"] < 0.75            # features carry nothing
+    assert not t.loc["noise", "beats_chance"] and t.loc["noise", "p_vs_chance"] > 0.05
+    assert t.loc["good", "p_vs_chance"] < 1e-6
+    with pytest.raises(ValueError, match="held-out"):
+        P.head_summary({"x": P.MultinomialLR(test_fraction=0.0, **dict(kw, early_stopping=False)).fit(X, y)})
+
+
+def test_estimator_table_three_estimators_by_hand():
+    classes = ["ER", "actin"]
+    proteins = np.array(["a", "a", "a", "b", "b"])
+    po = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.6, 0.4]])
+    pm = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.6, 0.4], [0.6, 0.4]])
+    methods = ("first_crop", "cells", "mean_proba")
+    orig = {m: P.protein_distributions(po, proteins, classes, m) for m in methods}
+    mask = {m: P.protein_distributions(pm, proteins, classes, m) for m in methods}
+    assert orig["first_crop"].loc["a"].tolist() == [0.9, 0.1]
+    assert orig["cells"].loc["a"].tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert orig["mean_proba"].loc["a"].tolist() == pytest.approx([7 / 15, 8 / 15])
+    t = P.estimator_table(orig, mask)
+    kl_a = 0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5)
+    assert t.loc["first_crop", "kl_mean"] == pytest.approx(kl_a / 2)   # protein b: identical, KL 0
+    # a: the masked head is uniform, so its KL equals a's baseline (not strictly above);
+    # b: KL 0 < baseline. No protein exceeds.
+    assert t.loc["first_crop", "share_exceeds"] == 0.0
+    # "cells": the masked head's uniform softmax is an ER vote on a tie, so a's masked
+    # distribution is [1, 0] and the clipped zero (1e-10) dominates a's KL; b is identical (0)
+    kl_cells_a = (1 / 3) * np.log(1 / 3) + (2 / 3) * np.log((2 / 3) / 1e-10)
+    assert t.loc["cells", "kl_median"] == pytest.approx(np.median([kl_cells_a, 0.0]))
+    # the renormalised variant differs from the paper's clipped KL only where a zero is clipped
+    assert t.loc["first_crop", "kl_renorm_median"] == pytest.approx(t.loc["first_crop", "kl_median"], abs=1e-8)
+    with pytest.raises(ValueError, match="same methods"):
+        P.estimator_table(orig, {"cells": mask["cells"]})

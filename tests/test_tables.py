@@ -225,3 +225,32 @@ def test_supp_table3_cv_row_and_text_drops(paper_results, m):
     d = tables.drop(paper_results).set_index("model")["drop"]
     for model, value in published.TEXT_DROPS["same-diff"].items():
         assert abs(d[model] - value) <= 0.002, model  # PCI: 0.1586, printed 0.157 (and 15.8 %)
+
+
+# ---------------------------------------------------------------------------- headroom (issue 14)
+def test_headroom_share_by_hand():
+    from bgrobust.tables import headroom_share
+    assert headroom_share(0.99, 0.94) == pytest.approx(0.05 / 0.49)
+    assert headroom_share(0.75, 0.5) == pytest.approx(1.0)            # down to chance: all the room
+    assert headroom_share(0.8, 0.9) == pytest.approx(-1 / 3)           # a rise is negative
+    assert np.isnan(headroom_share(0.5, 0.4))                          # no room
+    assert headroom_share(0.9, 0.7, chance=0.1) == pytest.approx(0.25)
+    s = headroom_share(pd.Series([0.9, 0.45], index=["ER", "actin"]), pd.Series([0.8, 0.4], index=["ER", "actin"]))
+    assert list(s.index) == ["ER", "actin"] and s["ER"] == pytest.approx(0.25) and np.isnan(s["actin"])
+    with pytest.raises(ValueError, match="chance"):
+        headroom_share(0.9, 0.8, chance=1.0)
+
+
+def test_headroom_table_by_hand():
+    from bgrobust.tables import headroom
+
+    def res(acc):
+        return pd.DataFrame({"Location1": ["ER", "actin", "vacuole"], "Location2": ["actin", "vacuole", "ER"],
+                             "Accuracy": acc, "StdDev": 0.0})
+    t = headroom({"pifia": {"same": res([0.99, 0.99, 0.99]), "diff": res([0.9, 0.9, 0.9])},
+                  "pci": {"same": res([0.7, 0.7, 0.7]), "diff": res([0.6, 0.6, 0.6])}})
+    assert t.loc["pifia", "drop"] == pytest.approx(0.09)
+    assert t.loc["pifia", "share"] == pytest.approx(0.09 / 0.49)
+    assert t.loc["pci", "share"] == pytest.approx(0.5)                # a similar drop (0.10 vs 0.09)
+    assert t.loc["pci", "share"] > 2 * t.loc["pifia", "share"]       # is a far larger share of its room
+    assert t.loc["pci", "share_per_class"] == pytest.approx(0.5)

@@ -19,7 +19,9 @@ from bgrobust.vocabulary import CLASSES  # noqa: E402
 from bgrobust.crops import CropSet  # noqa: E402
 from bgrobust.models import MODEL_NAMES  # noqa: E402
 
-TINY = dict(width=0.125, batch_size=4, epochs=2)
+# the fixture has one protein per class: no DeepLoc training proteins under the disjoint split
+# (tested in test_protein_split_*), so these trainings use every protein
+TINY = dict(width=0.125, batch_size=4, epochs=2, train_proteins="all")
 
 
 def _cropset(n_per_strain: int = 4, seed: int = 0) -> CropSet:
@@ -262,3 +264,74 @@ def test_plot_history(cs):
     assert ax.get_xlabel() == "optimizer step" and ax.get_ylabel() == "training loss"
     with pytest.raises(ValueError, match="lacks column"):
         T.plot_history(res.history.drop(columns="loss"))
+
+
+# ---------------------------------------------------------------------------- no leakage (issue 14)
+def _split_cropset(per_class: int = 4, n_per_strain: int = 3) -> CropSet:
+    rows = []
+    for loc in ("ER", "vacuole", "nucleus"):
+        for p in range(per_class):
+            for i in range(n_per_strain):
+                rows.append({"strain": f"{loc}-{p}", "kind": "single", "localization": loc,
+                             "field": p, "valid": True})
+    for i in range(n_per_strain):
+        rows.append({"strain": "multi-0", "kind": "multi", "localization": "ER", "field": 99, "valid": True})
+    table = pd.DataFrame(rows)
+    rng = np.random.default_rng(0)
+    n = len(table)
+    return CropSet(rng.integers(0, 999, (n, 3, 64, 64)).astype(np.uint16), np.ones((n, 64, 64), bool), table)
+
+
+def test_protein_split_deeploc_trains_on_proteins_disjoint_from_evaluation():
+    cs = _split_cropset()
+    params = T.TrainParams.for_model("deeploc")
+    assert params.train_proteins == "disjoint"          # DeepLoc's default: no leakage
+    data = T.training_data("deeploc", cs, train_proteins=params.train_proteins,
+                           fraction=params.train_protein_fraction, split_seed=params.split_seed)
+    trained_on = set(data.strain)
+    evaluated = set(T.evaluation_proteins(cs.table, params))
+    assert trained_on and evaluated
+    assert trained_on.isdisjoint(evaluated)
+    assert trained_on | evaluated == set(cs.table.strain)
+    assert "multi-0" in evaluated
+    # every class keeps training and evaluation proteins (2 of 4 each at fraction 0.5)
+    for loc in ("ER", "vacuole", "nucleus"):
+        assert sum(s.startswith(loc) for s in trained_on) == 2
+        assert sum(s.startswith(loc) for s in evaluated) == 2
+    # the "all" option is the old behaviour, which evaluates on the training proteins
+    everything = T.training_data("deeploc", cs)
+    assert set(everything.strain) & evaluated
+
+
+def test_protein_split_deterministic_order_free_and_seeded():
+    cs = _split_cropset()
+    a = T.protein_split(cs.table)
+    b = T.protein_split(cs.table.sample(frac=1.0, random_state=3))
+    assert a.equals(b)
+    seeds = {tuple(T.protein_split(cs.table, seed=s).eq("train")) for s in range(6)}
+    assert len(seeds) > 1                                   # the split seed chooses the proteins
+    assert (T.protein_split(cs.table, fraction=0.75) == "train").sum() == 9
+    with pytest.raises(ValueError, match="train_protein_fraction"):
+        T.protein_split(cs.table, fraction=1.0)
+    with pytest.raises(ValueError, match="lacks column"):
+        T.protein_split(cs.table.drop(columns="kind"))
+
+
+def test_protein_split_in_key_and_trained_model_never_sees_evaluation_proteins():
+    cs = _split_cropset(per_class=2, n_per_strain=4)
+    base = dict(width=0.125, batch_size=4, epochs=1)
+    k = T.training_key("deeploc", cs, base)
+    assert k != T.training_key("deeploc", cs, dict(base, train_proteins="all"))
+    assert k != T.training_key("deeploc", cs, dict(base, split_seed=1))
+    assert k != T.training_key("deeploc", cs, dict(base, train_protein_fraction=0.7))
+    # PIFiA / PCI keep the paper's practice, and their keys do not change
+    assert T.TrainParams.for_model("pifia").train_proteins == "all"
+    assert T.TrainParams.for_model("pci").train_proteins == "all"
+    assert T.training_key("pifia", cs, base) == T.training_key("pifia", cs, dict(base, split_seed=5))
+    assert T.evaluation_proteins(cs.table, base, model="pci") == sorted(set(cs.table.strain))
+    with pytest.raises(ValueError, match="train_proteins"):
+        T.TrainParams(train_proteins="some")
+    res = T.train("deeploc", cs, base, progress=False)
+    assert res.history is not None
+    seen = set(T.training_data("deeploc", cs, train_proteins="disjoint").strain)
+    assert len(seen) == 3 and seen.isdisjoint(T.evaluation_proteins(cs.table, base))

@@ -221,6 +221,7 @@ def drop_table(results: Mapping[str, Mapping[str, pd.DataFrame]], reference: Map
             row.update({"drop": d["mean"], "drop_low": d["low"], "drop_high": d["high"]})
         rows.append(row)
     out = pd.DataFrame(rows).set_index("extractor")
+    out["drop_removed"], out["baseline_cost"] = np.nan, np.nan   # present even where no reference has a drop
     if reference:
         for name, ref in reference.items():
             if name in out.index and ref in out.index:

@@ -63,12 +63,15 @@ METHODS = ("cells", "first_crop", "mean_proba")
 SPLITS = ("cells", "proteins")
 #: Prefix of the true-proportion columns of a synthetic screen's strain table.
 TRUTH_PREFIX = "p:"
+#: How :func:`macro_f1` treats a class whose F1 is undefined (no predictions or no true rows).
+F1_UNDEFINED = ("zero", "skip")
 
 __all__ = [
     "LogisticHead", "MultinomialLR", "classification_report", "compare_reports",
     "load_head", "load_paper_head", "protein_distributions", "kl_divergence",
     "total_variation", "uniform_baseline", "kl_summary", "true_distributions",
-    "truth_errors", "disagreement_table", "error_by_covariate",
+    "truth_errors", "disagreement_table", "error_by_covariate", "macro_f1", "chance_accuracy",
+    "head_summary", "estimator_table", "F1_UNDEFINED",
 ]
 
 
@@ -226,6 +229,14 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         training labels.
     random_state : int, numpy Generator or None, default 0
         ``None`` draws fresh entropy; a Generator is consumed (two fits differ).
+    early_stopping : bool, default False
+        ``False``: train exactly ``epochs`` epochs (the paper's 5).  ``True``: ``epochs`` is
+        the most epochs; after each one the loss on the held-out rows is measured, training
+        stops once it has not improved for ``patience`` epochs and the weights of the best
+        epoch are kept (needs ``test_fraction > 0``).  The held-out rows then choose the
+        stopping epoch *and* give :attr:`report_`, so the report is slightly optimistic.
+    patience : int, default 10
+        Epochs without a better held-out loss before stopping (with ``early_stopping``).
     n_threads : int or None, default 1
         Torch CPU threads during :meth:`fit` (restored afterwards).  One thread is the
         fastest for a 64 x 15 layer: more threads only add synchronisation per tiny step.
@@ -237,8 +248,15 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     head_ : LogisticHead
     history_ : pandas.DataFrame
-        One row per epoch: ``epoch``, ``train_loss`` (mean batch loss), ``test_loss``,
-        ``test_accuracy`` (NaN without a held-out set).
+        One row per epoch: ``epoch``, ``steps`` (optimizer steps so far), ``train_loss``
+        (mean batch loss), ``test_loss``, ``test_accuracy`` (NaN without a held-out set).
+    best_epoch_, n_steps_ : int
+        The epoch whose weights the head holds (the last one without early stopping) and
+        the optimizer steps up to it.
+    best_test_loss_ : float
+        The held-out loss of that epoch (NaN without a held-out set).
+    stopped_early_ : bool
+        Whether training stopped before ``epochs`` for want of improvement.
     report_ : pandas.DataFrame or None
         :func:`classification_report` of the held-out rows (``None`` without them).
     train_index_, test_index_ : ndarray of int or None
@@ -258,7 +276,8 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
 
     def __init__(self, epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
                  test_fraction: float = 0.2, split: str = "cells", classes=CLASSES,
-                 random_state=0, n_threads: int | None = 1):
+                 random_state=0, n_threads: int | None = 1, early_stopping: bool = False,
+                 patience: int = 10):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -267,6 +286,8 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         self.classes = classes
         self.random_state = random_state
         self.n_threads = n_threads
+        self.early_stopping = early_stopping
+        self.patience = patience
 
     # -- checks --------------------------------------------------------------------------
     def _check_params(self) -> tuple[str, ...]:
@@ -283,6 +304,12 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
             raise ValueError(f"n_threads must be a positive integer or None, got {self.n_threads!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        if not isinstance(self.patience, numbers.Integral) or isinstance(self.patience, bool) or self.patience < 1:
+            raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
+        if self.early_stopping and self.test_fraction == 0:
+            raise ValueError("early_stopping=True needs held-out rows to stop on: set test_fraction > 0")
         return _class_tuple(self.classes, "classes")
 
     def _check_fitted(self) -> None:
@@ -331,13 +358,18 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         if self.n_threads is not None:
             torch.set_num_threads(int(self.n_threads))
         try:
-            head, rows = self._train(X, codes, train, test, classes, torch_seed)
+            head, rows, best = self._train(X, codes, train, test, classes, torch_seed)
         finally:
             torch.set_num_threads(saved_threads)
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         self.head_ = head
         self.history_ = pd.DataFrame(rows)
+        best_row = self.history_.iloc[best]
+        self.best_epoch_ = int(best_row["epoch"])
+        self.n_steps_ = int(best_row["steps"])
+        self.best_test_loss_ = float(best_row["test_loss"])
+        self.stopped_early_ = bool(len(rows) < self.epochs)
         self.train_index_, self.test_index_ = train, test
         self.report_ = None
         if len(test):
@@ -353,6 +385,8 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         Xtr, ytr = torch.from_numpy(X[train]), torch.from_numpy(codes[train])
         Xte, yte = torch.from_numpy(X[test]), torch.from_numpy(codes[test])
         rows = []
+        steps = 0
+        best, best_loss, best_state = len(rows), np.inf, None
         for epoch in range(1, self.epochs + 1):
             head.train()
             order = torch.randperm(len(Xtr), generator=gen)
@@ -365,6 +399,7 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
                 optimizer.step()
                 total += float(loss.item())
                 batches += 1
+                steps += 1
             test_loss = test_acc = np.nan
             if len(test):
                 head.eval()
@@ -372,10 +407,21 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
                     logits = head(Xte)
                     test_loss = float(loss_fn(logits, yte))
                     test_acc = float((logits.argmax(1) == yte).float().mean())
-            rows.append({"epoch": epoch, "train_loss": total / batches,
+            rows.append({"epoch": epoch, "steps": steps, "train_loss": total / batches,
                          "test_loss": test_loss, "test_accuracy": test_acc})
+            if not self.early_stopping:
+                continue
+            if test_loss < best_loss:
+                best, best_loss = len(rows) - 1, test_loss
+                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+            elif len(rows) - 1 - best >= self.patience:
+                break
+        if self.early_stopping and best_state is not None:
+            head.load_state_dict(best_state)
+        else:
+            best = len(rows) - 1
         head.eval()
-        return head, rows
+        return head, rows, best
 
     # -- state dicts ---------------------------------------------------------------------
     @classmethod
@@ -412,7 +458,10 @@ class MultinomialLR(ClassifierMixin, BaseEstimator):
         model.classes_ = classes
         model.n_features_in_ = int(weight.shape[1])
         model.head_ = head
-        model.history_ = pd.DataFrame(columns=["epoch", "train_loss", "test_loss", "test_accuracy"])
+        model.history_ = pd.DataFrame(columns=["epoch", "steps", "train_loss", "test_loss", "test_accuracy"])
+        model.best_epoch_ = model.n_steps_ = 0
+        model.best_test_loss_ = float("nan")
+        model.stopped_early_ = False
         model.report_ = None
         model.train_index_ = model.test_index_ = None
         return model
@@ -589,6 +638,160 @@ def compare_reports(reports: Mapping[str, pd.DataFrame], *, display_names: bool 
     out = pd.concat(parts, axis=1)
     if display_names:
         out.index = pd.Index([CLASS_TITLES.get(c, c) for c in out.index], name="Localization")
+    return out
+
+
+def macro_f1(report: pd.DataFrame, undefined: str = "zero") -> float:
+    """Mean F1 over the classes of a :func:`classification_report`.
+
+    Parameters
+    ----------
+    report : DataFrame
+        With an ``f1`` column (NaN where F1 is undefined: the class was never predicted,
+        has no true rows, or precision and recall are both 0).
+    undefined : {"zero", "skip"}
+        ``"zero"`` (default, scikit-learn's ``zero_division=0``): an undefined F1 counts as 0,
+        so a head that never predicts a class is penalised for it. ``"skip"`` averages the
+        defined values only, which flatters such a head.
+
+    Examples
+    --------
+    >>> rep = classification_report(["ER", "ER", "Golgi", "actin"], ["ER", "ER", "ER", "actin"],
+    ...                             ["ER", "Golgi", "actin"])
+    >>> round(macro_f1(rep), 3), round(macro_f1(rep, "skip"), 3)
+    (0.6, 0.9)
+    """
+    if undefined not in F1_UNDEFINED:
+        raise ValueError(f"macro_f1: undefined must be one of {F1_UNDEFINED}, got {undefined!r}")
+    if not isinstance(report, pd.DataFrame) or "f1" not in report.columns:
+        raise ValueError("macro_f1: report must be a DataFrame with an 'f1' column (classification_report)")
+    f1 = report["f1"].astype(float)
+    if len(f1) == 0:
+        raise ValueError("macro_f1: empty report")
+    if undefined == "zero":
+        return float(f1.fillna(0.0).mean())
+    if f1.isna().all():
+        return float("nan")
+    return float(f1.mean())
+
+
+def chance_accuracy(labels) -> float:
+    """Accuracy of always guessing the most frequent class: the chance level of a head.
+
+    Examples
+    --------
+    >>> chance_accuracy(["ER", "ER", "ER", "actin"])
+    0.75
+    """
+    labels = _labels(labels, None, "labels")
+    if len(labels) == 0:
+        raise ValueError("chance_accuracy: no labels")
+    return float(pd.Series(labels).value_counts(normalize=True).iloc[0])
+
+
+def head_summary(heads: Mapping[str, "MultinomialLR"], alpha: float = 0.05) -> pd.DataFrame:
+    """How each fitted head trained and how it does on its held-out rows, against chance.
+
+    Parameters
+    ----------
+    heads : mapping name -> fitted :class:`MultinomialLR`
+        Fitted with a held-out part (``test_fraction > 0``).
+    alpha : float in (0, 1)
+        A head beats chance when a one-sided binomial test of its held-out correct count
+        against the chance level gives ``p < alpha``.
+
+    Returns
+    -------
+    DataFrame
+        Index head; ``epochs_run``, ``best_epoch``, ``steps`` (optimizer steps to the kept
+        weights), ``stopped_early``, ``held_out_loss``, ``held_out_accuracy``, ``chance``
+        (the held-out share of the most frequent class: the accuracy of always guessing it),
+        ``p_vs_chance`` (the binomial test), ``beats_chance``, ``macro_f1`` (undefined F1 = 0) and ``macro_f1_defined``
+        (undefined skipped), all from the head's held-out :attr:`~MultinomialLR.report_`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(m, 0.3, (40, 2)) for m in (0, 2)])
+    >>> y = ["ER"] * 40 + ["nucleus"] * 40
+    >>> h = MultinomialLR(epochs=200, batch_size=16, lr=0.05, classes=("ER", "nucleus"),
+    ...                   early_stopping=True, patience=5).fit(X, y)
+    >>> row = head_summary({"h": h}).loc["h"]
+    >>> bool(row["beats_chance"]), float(row["chance"]), int(row["steps"]) == 4 * int(row["best_epoch"])
+    (True, 0.5, True)
+    """
+    from scipy.stats import binomtest
+
+    if not heads:
+        raise ValueError("head_summary: no heads")
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"head_summary: alpha must be in (0, 1), got {alpha!r}")
+    rows = {}
+    for name, head in heads.items():
+        head._check_fitted()
+        rep = head.report_
+        if rep is None or int(rep["support"].sum()) == 0:
+            raise ValueError(f"head_summary: head {name!r} has no held-out rows (fit with test_fraction > 0)")
+        support = rep["support"].to_numpy(float)
+        correct = (rep["recall"].fillna(0.0).to_numpy(float) * support).sum()
+        acc = float(correct / support.sum())
+        chance = float(support.max() / support.sum())
+        n = int(support.sum())
+        p = float(binomtest(int(round(correct)), n, chance, alternative="greater").pvalue) if chance < 1 else 1.0
+        rows[name] = {"epochs_run": int(len(head.history_)), "best_epoch": head.best_epoch_,
+                      "steps": head.n_steps_, "stopped_early": head.stopped_early_,
+                      "held_out_loss": head.best_test_loss_, "held_out_accuracy": acc, "chance": chance,
+                      "p_vs_chance": p, "beats_chance": bool(p < alpha), "macro_f1": macro_f1(rep, "zero"),
+                      "macro_f1_defined": macro_f1(rep, "skip")}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "head"
+    return out
+
+
+def estimator_table(original: Mapping[str, pd.DataFrame], masked: Mapping[str, pd.DataFrame],
+                    eps: float = EPS) -> pd.DataFrame:
+    """The KL between the two heads' distributions, one row per estimator of a distribution.
+
+    Parameters
+    ----------
+    original, masked : mapping method -> DataFrame proteins x classes
+        :func:`protein_distributions` of the original-crops and masked-crops heads, by the
+        same methods (e.g. ``"first_crop"``, the paper code's estimator and so the one to set
+        beside the published KL; ``"cells"``, the paper text's; ``"mean_proba"``).
+    eps : float
+        The paper's clipping floor.
+
+    Returns
+    -------
+    DataFrame
+        Index method; ``n_proteins``, ``kl_median`` and ``kl_mean`` (the paper's KL:
+        clipped, not renormalised), ``kl_renorm_median`` (clipped and renormalised),
+        ``baseline_median`` (KL of the original head to the uniform distribution) and
+        ``share_exceeds`` (share of proteins whose KL exceeds their baseline, section 4.5).
+
+    Examples
+    --------
+    >>> P = pd.DataFrame({"ER": [0.9, 0.5], "actin": [0.1, 0.5]}, index=["a", "b"])
+    >>> Q = pd.DataFrame({"ER": [0.5, 0.5], "actin": [0.5, 0.5]}, index=["a", "b"])
+    >>> t = estimator_table({"cells": P}, {"cells": Q})
+    >>> round(float(t.loc["cells", "kl_mean"]), 4), float(t.loc["cells", "share_exceeds"])
+    (0.184, 0.0)
+    """
+    if not original or sorted(original) != sorted(masked):
+        raise ValueError(f"estimator_table: original and masked need the same methods, got "
+                         f"{sorted(original)} and {sorted(masked)}")
+    rows = {}
+    for method in original:
+        P, Q = original[method], masked[method]
+        kl = kl_divergence(P, Q, eps)
+        base = uniform_baseline(P, eps)
+        summary = kl_summary(kl, base)
+        rows[method] = {"n_proteins": int(summary["count"]), "kl_median": float(summary["50%"]),
+                        "kl_mean": float(summary["mean"]),
+                        "kl_renorm_median": float(np.median(kl_divergence(P, Q, eps, renormalize_after_clip=True))),
+                        "baseline_median": float(np.median(base)), "share_exceeds": float(summary["share_exceeds"])}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "method"
     return out
 
 

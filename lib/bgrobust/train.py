@@ -114,6 +114,9 @@ __all__ = [
     "weights_digest",
     "AUGMENTS",
     "INPUTS",
+    "TRAIN_PROTEINS",
+    "protein_split",
+    "evaluation_proteins",
 ]
 
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -122,6 +125,8 @@ PAIR_SCOPES = ("field", "strain")
 AUGMENTS = ("none", "background_swap")
 #: Accepted values of ``TrainParams.input``.
 INPUTS = ("crop", "masked")
+#: Accepted values of ``TrainParams.train_proteins``.
+TRAIN_PROTEINS = ("all", "disjoint")
 #: The remedy fields at their defaults: left out of the training key while at these values.
 _REMEDY_DEFAULTS: dict[str, Any] = {"augment": "none", "swap_probability": 0.5, "input": "crop",
                                     "init_from": None}
@@ -140,8 +145,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 schedule="constant", flips=True, independent_flips=True, rot90=(), pair_scope="field"),
     "deeploc": dict(epochs=30, batch_size=128, lr=0.1, betas=(0.9, 0.999), adam_eps=1e-8,
                     schedule="exponential", decay_rate=0.96, decay_steps=25, max_steps=5000,
-                    flips=True, rot90=(0, 1, 2), random_crop=True, logit_bn=True),
+                    flips=True, rot90=(0, 1, 2), random_crop=True, logit_bn=True,
+                    train_proteins="disjoint"),
 }
+#: The paper's practice for the self-supervised models: train on every protein of the screen.
+for _name in ("pifia", "pci"):
+    _DEFAULTS[_name]["train_proteins"] = "all"
 #: Fields that only some models have (None for the others).
 _ONLY = {"dropout": ("pifia",), "independent_flips": ("pci",), "pair_scope": ("pci",),
          "logit_bn": ("deeploc",), "random_crop": ("deeploc",)}
@@ -215,6 +224,18 @@ class TrainParams:
     input : {"crop", "masked"}
         Remedy 2: "masked" sets every pixel outside the centre mask of every training input to 0
         before preprocessing; "crop" (default) uses the whole crop.
+    train_proteins : {"disjoint", "all"}, optional
+        Which proteins the model may train on. ``"disjoint"`` (DeepLoc's default) trains only
+        on the *training proteins* of :func:`protein_split`, so the proteins the experiments
+        evaluate (:func:`evaluation_proteins`) are never seen in training: the paper's DeepLoc
+        is a transfer model trained on another screen. ``"all"`` (PIFiA's and PCI's default,
+        the paper's practice for the self-supervised models) trains on every protein.
+    train_protein_fraction : float
+        With ``"disjoint"``: the share of each class's single-localized proteins used for
+        training (0.5); the rest, and every multi-localized protein, are evaluation proteins.
+    split_seed : int
+        With ``"disjoint"``: which proteins are training proteins (0). Independent of ``seed``
+        so the evaluation proteins stay fixed while training is reseeded.
     init_from : str, optional
         Path of a state dict (``TrainResult.path``, :func:`bgrobust.models.save_weights`) to
         start from instead of the random initialisation, e.g. to fine-tune a trained model with a
@@ -254,6 +275,9 @@ class TrainParams:
     swap_probability: float = 0.5
     input: str = "crop"
     init_from: str | None = None
+    train_proteins: str | None = None
+    train_protein_fraction: float = 0.5
+    split_seed: int = 0
 
     def __post_init__(self):
         # YAML gives lists: store tuples so the dataclass stays hashable and keys stable
@@ -282,6 +306,7 @@ class TrainParams:
         integer("epochs", 1)
         integer("batch_size", 2)
         integer("seed", 0, optional=False)
+        integer("split_seed", 0, optional=False)
         integer("max_steps", 1)
         integer("max_crops_per_epoch", 2)
         integer("decay_steps", 1)
@@ -304,7 +329,9 @@ class TrainParams:
                             **{name: Optional(Boolean()) for name in
                                ("flips", "independent_flips", "logit_bn", "random_crop")},
                             "valid_only": Boolean(), "augment": Choice(AUGMENTS),
-                            "swap_probability": Real(0, 1, lo_open=True), "input": Choice(INPUTS)})
+                            "swap_probability": Real(0, 1, lo_open=True), "input": Choice(INPUTS),
+                            "train_proteins": Optional(Choice(TRAIN_PROTEINS)),
+                            "train_protein_fraction": Real(0, 1, lo_open=True, hi_open=True)})
         if self.augment != "none" and self.input == "masked":
             raise ValueError(f"TrainParams.augment={self.augment!r} cannot be combined with input='masked': "
                              "a masked input has no background to swap")
@@ -447,18 +474,18 @@ class TrainingData:
     field: np.ndarray
 
 
-def _required_columns(name: str, valid_only: bool) -> list[str]:
+def _required_columns(name: str, valid_only: bool, train_proteins: str = "all") -> list[str]:
     cols = ["strain"]
     if name == "pci":
         cols.append("field")
-    if name == "deeploc":
+    if name == "deeploc" or train_proteins == "disjoint":
         cols += ["kind", "localization"]
     if valid_only:
         cols.append("valid")
     return cols
 
 
-def _check_cropset(crops, name: str, valid_only: bool) -> None:
+def _check_cropset(crops, name: str, valid_only: bool, train_proteins: str = "all") -> None:
     if not isinstance(crops, CropSet):
         raise TypeError(f"crops must be a bgrobust.crops.CropSet, got {type(crops).__name__}")
     spec = get_spec(name)
@@ -466,17 +493,115 @@ def _check_cropset(crops, name: str, valid_only: bool) -> None:
     if len(crops.images.shape) != 4 or shape != (3, spec.crop_size, spec.crop_size):
         raise ValueError(f"crops.images must have shape (N, 3, {spec.crop_size}, {spec.crop_size}), "
                          f"got {tuple(crops.images.shape)}")
-    missing = [c for c in _required_columns(name, valid_only) if c not in crops.table.columns]
+    missing = [c for c in _required_columns(name, valid_only, train_proteins) if c not in crops.table.columns]
     if missing:
         raise ValueError(f"crops.table lacks column(s) {missing} needed to train {spec.title}")
 
 
-def training_data(name: str, crops: CropSet, valid_only: bool = True) -> TrainingData:
+def _check_fraction(fraction, seed) -> None:
+    check_value(fraction, Real(0, 1, lo_open=True, hi_open=True), "train_protein_fraction")
+    check_value(seed, Integer(0), "split_seed")
+
+
+def protein_split(table: pd.DataFrame, fraction: float = 0.5, seed: int = 0) -> pd.Series:
+    """Which proteins are *training* proteins of a supervised model and which are *evaluation* ones.
+
+    Per localization class, the single-localized proteins are ranked by a digest of
+    ``(seed, strain)`` (:func:`bgrobust.cache.content_key`) and the first
+    ``floor(fraction * n)`` of the class's ``n`` proteins are training proteins -- at least
+    one when the class has two or more, never all of them, so every class keeps at least one
+    evaluation protein. Multi-localized (and any other) proteins are always evaluation
+    proteins. The split depends only on the strain names, their classes, ``fraction`` and
+    ``seed``: not on the order of the table, the crops or the training seed.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``strain``, ``kind`` and ``localization`` (a crop table or a strain table;
+        one row per crop is fine).
+    fraction : float in (0, 1)
+        Share of each class's proteins used for training.
+    seed : int
+        Chooses the proteins.
+
+    Returns
+    -------
+    Series
+        Index strain (sorted), values ``"train"`` or ``"evaluation"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"strain": ["a", "b", "c", "d", "m"],
+    ...                   "kind": ["single"] * 4 + ["multi"],
+    ...                   "localization": ["ER", "ER", "ER", "vacuole", "ER"]})
+    >>> split = protein_split(t)
+    >>> split.value_counts().to_dict()
+    {'evaluation': 4, 'train': 1}
+    >>> split["d"], split["m"]      # a class's only protein, and a multi-localized one
+    ('evaluation', 'evaluation')
+    """
+    _check_fraction(fraction, seed)
+    missing = [c for c in ("strain", "kind", "localization") if c not in table.columns]
+    if missing:
+        raise ValueError(f"protein_split: the table lacks column(s) {missing}")
+    proteins = table[["strain", "kind", "localization"]].astype(str).drop_duplicates("strain")
+    out = pd.Series("evaluation", index=pd.Index(sorted(proteins["strain"]), name="strain"), name="role")
+    single = proteins[proteins["kind"] == "single"]
+    for _, group in single.groupby("localization", sort=True):
+        names = sorted(group["strain"], key=lambda s: content_key("protein-split", int(seed), s))
+        n = len(names)
+        n_train = min(max(int(math.floor(fraction * n)), 1 if n >= 2 else 0), n - 1)
+        out.loc[names[:n_train]] = "train"
+    return out
+
+
+def evaluation_proteins(table: pd.DataFrame, params: TrainParams | dict | None = None,
+                        model: str = "deeploc") -> list[str]:
+    """The proteins a model never trained on: those the experiments may evaluate it on.
+
+    With ``train_proteins="all"`` (PIFiA's and PCI's default) that is every protein of the
+    table; with ``"disjoint"`` (DeepLoc's default) the evaluation proteins of
+    :func:`protein_split` with the parameters' fraction and split seed. Restrict the
+    settings of the experiments to these proteins when a supervised model is evaluated.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``strain``, ``kind``, ``localization``.
+    params : TrainParams or dict, optional
+        The model's training parameters (unset fields: the model's defaults).
+    model : str
+        Whose defaults fill ``params``.
+
+    Returns
+    -------
+    list of str
+        Sorted strain names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"strain": list("abcd"), "kind": "single", "localization": ["ER"] * 4})
+    >>> len(evaluation_proteins(t)), len(evaluation_proteins(t, model="pifia"))
+    (2, 4)
+    """
+    params = _as_params(params, _model_name(model))
+    if params.train_proteins == "all":
+        return sorted(set(table["strain"].astype(str)))
+    split = protein_split(table, params.train_protein_fraction, params.split_seed)
+    return split.index[split == "evaluation"].tolist()
+
+
+def training_data(name: str, crops: CropSet, valid_only: bool = True, *, train_proteins: str = "all",
+                  fraction: float = 0.5, split_seed: int = 0) -> TrainingData:
     """Select a model's training crops and their targets.
 
     PIFiA: every crop, labelled by strain (classes = sorted strains). PCI: every crop whose
     strain has at least one other crop (a partner). DeepLoc: crops of single-localized strains
-    whose localization is one of :data:`CLASSES`, labelled by class index.
+    whose localization is one of :data:`CLASSES`, labelled by class index. With
+    ``train_proteins="disjoint"`` only the crops of the training proteins of
+    :func:`protein_split` (``fraction``, ``split_seed``) are kept.
 
     Examples
     --------
@@ -492,11 +617,15 @@ def training_data(name: str, crops: CropSet, valid_only: bool = True) -> Trainin
     [5, 0, 5]
     """
     name = _model_name(name)
-    _check_cropset(crops, name, valid_only)
+    check_value(train_proteins, Choice(TRAIN_PROTEINS), "train_proteins")
+    _check_cropset(crops, name, valid_only, train_proteins)
     table = crops.table
     keep = np.ones(len(table), bool)
     if valid_only:
         keep &= table["valid"].to_numpy(dtype=bool)
+    if train_proteins == "disjoint":
+        split = protein_split(table, fraction, split_seed)
+        keep &= table["strain"].astype(str).map(split).eq("train").to_numpy()
     labels, classes = None, ()
     if name == "deeploc":
         keep &= (table["kind"].to_numpy() == "single") & table["localization"].isin(CLASSES).to_numpy()
@@ -508,7 +637,9 @@ def training_data(name: str, crops: CropSet, valid_only: bool = True) -> Trainin
     index = np.flatnonzero(keep)
     if len(index) < 2:
         raise ValueError(f"{get_spec(name).title}: fewer than 2 training crops after selection "
-                         f"(valid_only={valid_only}); nothing to train on")
+                         f"(valid_only={valid_only}, train_proteins={train_proteins!r}); nothing to train on"
+                         + ("; with 'disjoint' a class needs >= 2 proteins to have a training protein"
+                            if train_proteins == "disjoint" else ""))
     if name == "pifia":
         classes = tuple(sorted(set(strain[index])))
         lookup = {s: i for i, s in enumerate(classes)}
@@ -521,7 +652,7 @@ def training_data(name: str, crops: CropSet, valid_only: bool = True) -> Trainin
                         strain=strain[index], field=np.asarray(field)[index])
 
 
-def data_fingerprint(crops: CropSet, name: str, valid_only: bool = True) -> str:
+def data_fingerprint(crops: CropSet, name: str, valid_only: bool = True, train_proteins: str = "all") -> str:
     """Content digest of what a training reads: the full pixel array and the table columns used.
 
     Examples
@@ -534,8 +665,8 @@ def data_fingerprint(crops: CropSet, name: str, valid_only: bool = True) -> str:
     16
     """
     name = _model_name(name)
-    _check_cropset(crops, name, valid_only)
-    cols = _required_columns(name, valid_only)
+    _check_cropset(crops, name, valid_only, train_proteins)
+    cols = _required_columns(name, valid_only, train_proteins)
     table = crops.table[cols].astype(str)
     table_digest = array_digest(pd.util.hash_pandas_object(table, index=False).to_numpy())
     return content_key(cols, table_digest, array_digest(crops.images))
@@ -569,7 +700,12 @@ def training_key(name: str, crops: CropSet, params: TrainParams) -> str:
         described.pop("swap_probability", None)  # no effect without augmentation
     if params.init_from is not None:
         described["init_from"] = weights_digest(params.init_from)
-    parts = ["train", name, described, data_fingerprint(crops, name, params.valid_only)]
+    if params.train_proteins == "all":
+        # the paper's practice: no split, so the split's settings do not enter the key
+        for field_name in ("train_proteins", "train_protein_fraction", "split_seed"):
+            described.pop(field_name, None)
+    parts = ["train", name, described,
+             data_fingerprint(crops, name, params.valid_only, params.train_proteins)]
     if _uses_masks(params):
         parts.append(("masks", array_digest(crops.masks)))
     return content_key(*parts, code_key("bgrobust.train", "bgrobust.models"))
@@ -994,9 +1130,10 @@ def train(
     name = _model_name(name)
     params = _as_params(params, name)
     dev = resolve_device(device)
-    _check_cropset(crops, name, params.valid_only)
+    _check_cropset(crops, name, params.valid_only, params.train_proteins)
     key = training_key(name, crops, params)
-    data = training_data(name, crops, params.valid_only)
+    data = training_data(name, crops, params.valid_only, train_proteins=params.train_proteins,
+                         fraction=params.train_protein_fraction, split_seed=params.split_seed)
     remedy = _remedy(crops, data, params)
     n = len(data.index)
     per_epoch = n if params.max_crops_per_epoch is None else min(n, params.max_crops_per_epoch)

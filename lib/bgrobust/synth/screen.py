@@ -31,7 +31,7 @@ from ..constraints import Choice, Integer, Pair, Real, check_params
 from ..screen import PROPORTION_COLUMNS, Screen
 from .biology import sample_abundance, sample_multi_localization
 from .geometry import REFERENCE_PIXEL_SIZE, place_cells, rasterise
-from .optics import PlateEffects, blur, camera, illumination, sample_plate_effects
+from .optics import PlateEffects, blur, camera, illumination, sample_plate_effects, sample_surviving_effects
 from .patterns import PATTERNS, soft_disc
 
 #: Per-cell truth columns: the share of the cell's GFP in each class's compartment.
@@ -129,6 +129,17 @@ class ScreenConfig:
         Camera read noise (ADU).
     offset_mean, offset_sd, gain_sd, vignette_max, tilt_max : float
         Plate batch effects: camera offset, gain, illumination fall-off and gradient.
+    plate_focus_sd, plate_noise_sd, plate_texture_max : float
+        Plate batch effects that survive per-protein standardisation
+        (:func:`~bgrobust.synth.optics.sample_surviving_effects`): log-normal sd of a
+        per-plate factor on the point-spread function (and the defocus blur), log-normal sd
+        of a per-plate factor on the read noise, and the largest amplitude (share of the
+        medium) of a per-plate background texture. 0 (default) turns each off and leaves the
+        screen exactly as without them; they are drawn from their own random stream, so
+        turning them on changes nothing else. Off by default because their size on the
+        paper's screen is not known: the default screen keeps only the affine plate effects
+        (offset, gain) and the illumination field, and chapter 5 plants strong ones to show
+        that its test would see them.
     """
 
     seed: int = 0
@@ -169,6 +180,9 @@ class ScreenConfig:
     gain_sd: float = 0.15
     vignette_max: float = 0.35
     tilt_max: float = 0.15
+    plate_focus_sd: float = 0.0
+    plate_noise_sd: float = 0.0
+    plate_texture_max: float = 0.0
 
     _parameter_constraints: ClassVar[dict] = {
         "seed": Integer(0), "proteins_per_class": Integer(1), "n_multi": Integer(0),
@@ -185,6 +199,7 @@ class ScreenConfig:
         "p_out_of_focus": Real(0, 1), "p_dead": Real(0, 1), "debris_per_field": Real(0),
         "read_noise": Real(0), "offset_mean": Real(0, 60000), "offset_sd": Real(0), "gain_sd": Real(0, 3),
         "vignette_max": Real(0, 1, hi_open=True), "tilt_max": Real(0, 1, hi_open=True),
+        "plate_focus_sd": Real(0, 2), "plate_noise_sd": Real(0, 2), "plate_texture_max": Real(0, 2),
     }
 
     def __post_init__(self):
@@ -273,6 +288,12 @@ def make_strains(config: ScreenConfig) -> tuple[pd.DataFrame, list[PlateEffects]
                              tilt_max=config.tilt_max)
         for _ in range(config.n_plates)
     ]
+    # the effects that survive standardisation: their own stream, so the draws above are
+    # the same whether they are on or off
+    surviving = np.random.default_rng([config.seed, 2])
+    effects = [sample_surviving_effects(surviving, e, focus_sd=config.plate_focus_sd,
+                                        noise_sd=config.plate_noise_sd, texture_max=config.plate_texture_max)
+               for e in effects]
     return strains, effects
 
 
@@ -414,11 +435,18 @@ def render_field(config: ScreenConfig, strain: dict, effects: PlateEffects,
             **dict(zip(FRACTION_COLUMNS, fractions.tolist())),
         })
     _add_debris(rng, sharp, config, scale)
-    psf = config.psf_sigma / config.pixel_size
-    wide = config.defocus_sigma / config.pixel_size
+    psf = config.psf_sigma / config.pixel_size * effects.focus
+    wide = config.defocus_sigma / config.pixel_size * effects.focus
     h = config.defocus_fraction
     photons = blur(sharp, psf) * (1 - h) + blur(sharp * h + defocused, wide)
-    photons[0] += config.medium
+    if effects.texture > 0:
+        # the plate's background texture of the medium (all three channels: the medium and
+        # the plate bottom scatter and fluoresce in each)
+        pattern = np.clip(1 + effects.texture * _unit_noise(rng, shape, effects.texture_grain * scale), 0.0, None)
+        photons[0] += config.medium * pattern
+        photons[1:] += 0.25 * config.medium * (pattern - 1).clip(0, None)[None]
+    else:
+        photons[0] += config.medium
     photons *= illumination(shape, effects)[None]
     image = np.stack([camera(photons[c], rng, effects, read_noise=config.read_noise) for c in range(3)])
     return image, labels, cells
