@@ -609,56 +609,6 @@ def supp_table2(results: Mapping[str, Mapping[str, pd.DataFrame]], aggregation: 
                 digits: int = 2) -> pd.DataFrame:
     """Supp. Table 2: per-class accuracy ``"mean ± 3 SE"`` per extractor and setting.
 
-
-def headroom_share(same, diff, chance: float = 0.5):
-    """The drop as a share of the room there was to drop: ``(same - diff) / (same - chance)``.
-
-    A drop of 0.05 from 0.99 and one from 0.60 are not the same loss: the first uses 10 % of
-    the room above chance (0.5 for the paper's balanced two-class SVMs), the second 50 %. The
-    share is NaN where ``same <= chance`` (no headroom) or an input is NaN; it is 1 when the
-    swap brings accuracy down to chance and negative when it rises.
-
-    Parameters
-    ----------
-    same, diff : float, array-like or Series
-        Accuracy with the same-localization swap (the high value) and with the
-        different-localization swap (the low value); broadcast together.
-    chance : float in [0, 1)
-        Accuracy of guessing (0.5 for two balanced classes).
-
-    Returns
-    -------
-    float, ndarray or Series
-        The share, shaped like the inputs (a Series keeps its index).
-
-    Examples
-    --------
-    >>> round(headroom_share(0.99, 0.94), 3), round(headroom_share(0.6, 0.55), 3)
-    (0.102, 0.5)
-    >>> headroom_share([0.5, 0.8], [0.4, 0.65]).tolist()
-    [nan, 0.5]
-    """
-    if not (isinstance(chance, (int, float, np.floating)) and not isinstance(chance, bool) and 0 <= chance < 1):
-        raise ValueError(f"headroom_share: chance must be a number in [0, 1), got {chance!r}")
-    index = same.index if isinstance(same, pd.Series) else diff.index if isinstance(diff, pd.Series) else None
-    s = np.asarray(same, dtype=float)
-    d = np.asarray(diff, dtype=float)
-    room = s - chance
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(room > 0, (s - d) / np.where(room > 0, room, 1.0), np.nan)
-    if index is not None:
-        return pd.Series(share, index=index, name="headroom_share")
-    return float(share) if share.ndim == 0 else share
-
-
-def headroom(results: Mapping[str, Mapping[str, pd.DataFrame]], high: str = "same", low: str = "diff",
-             aggregation: str = "paper", chance: float = 0.5) -> pd.DataFrame:
-    """Per model: the Table 1 means of ``high`` and ``low``, the drop, and the drop as a share of the headroom.
-
-    The column to put beside :func:`drop`: ``share = (high - low) / (high - chance)`` of the
-    class means (:func:`headroom_share`), and ``share_per_class``, the mean of the per-class
-    shares over the classes with headroom.
-
     Returns
     -------
     DataFrame
@@ -724,6 +674,58 @@ def other_class_background(diff: pd.DataFrame) -> pd.DataFrame:
     return out.round({"Accuracy": 10})
 
 
+def headroom_share(same, diff, chance: float = 0.5):
+    """The drop as a share of the room there was to drop: ``(same - diff) / (same - chance)``.
+
+    A drop of 0.05 from 0.99 and one from 0.60 are not the same loss: the first uses 10 % of
+    the room above chance (0.5 for the paper's balanced two-class SVMs), the second 50 %. The
+    share is NaN where ``same <= chance`` (no headroom) or an input is NaN; it is 1 when the
+    swap brings accuracy down to chance and negative when it rises.
+
+    Parameters
+    ----------
+    same, diff : float, array-like or Series
+        Accuracy with the same-localization swap (the high value) and with the
+        different-localization swap (the low value); broadcast together.
+    chance : float in [0, 1)
+        Accuracy of guessing (0.5 for two balanced classes).
+
+    Returns
+    -------
+    float, ndarray or Series
+        The share, shaped like the inputs (a Series keeps its index).
+
+    Examples
+    --------
+    >>> round(headroom_share(0.99, 0.94), 3), round(headroom_share(0.6, 0.55), 3)
+    (0.102, 0.5)
+    >>> headroom_share([0.5, 0.8], [0.4, 0.65]).tolist()
+    [nan, 0.5]
+    """
+    if not (isinstance(chance, (int, float, np.floating)) and not isinstance(chance, bool) and 0 <= chance < 1):
+        raise ValueError(f"headroom_share: chance must be a number in [0, 1), got {chance!r}")
+    index = same.index if isinstance(same, pd.Series) else diff.index if isinstance(diff, pd.Series) else None
+    s = np.asarray(same, dtype=float)
+    d = np.asarray(diff, dtype=float)
+    room = s - chance
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(room > 0, (s - d) / np.where(room > 0, room, 1.0), np.nan)
+    if index is not None:
+        return pd.Series(share, index=index, name="headroom_share")
+    return float(share) if share.ndim == 0 else share
+
+
+def headroom(results: Mapping[str, Mapping[str, pd.DataFrame]], high: str = "same", low: str = "diff",
+             aggregation: str = "paper", chance: float = 0.5) -> pd.DataFrame:
+    """Per model: the Table 1 means of ``high`` and ``low``, the drop, and the drop as a share of the headroom.
+
+    The column to put beside :func:`drop`: ``share = (high - low) / (high - chance)`` of the
+    class means (:func:`headroom_share`), and ``share_per_class``, the mean of the per-class
+    shares over the classes with headroom.
+
+    Returns
+    -------
+    DataFrame
         Index model; columns ``high, low, drop, headroom, share, share_per_class``.
 
     Examples
