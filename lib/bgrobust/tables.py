@@ -722,7 +722,7 @@ def screen_facts(strains: pd.DataFrame, fields: pd.DataFrame, field_shape, crops
     >>> fields = pd.DataFrame({"strain": [0, 0, 1, 1]})
     >>> facts = screen_facts(strains, fields, (3, 256, 320), pd.DataFrame({"field": [0, 0, 3]}))
     >>> facts["n_multi"], facts["n_within"], facts["field_size"], facts["cells_per_field_range"]
-    (1, 1, '320 x 256', '0 to 2')
+    (1, 1, '256 x 320', '0 to 2')
     """
     _check_columns(strains, ["kind", "plate"], "screen_facts: strains")
     _check_columns(fields, ["strain"], "screen_facts: fields")
@@ -740,7 +740,7 @@ def screen_facts(strains: pd.DataFrame, fields: pd.DataFrame, field_shape, crops
         "n_plates": strains["plate"].nunique(),
         "n_fields": len(fields),
         "fields_per_strain": int(fields.groupby("strain").size().median()),
-        "field_size": f"{field_shape[2]} x {field_shape[1]}",
+        "field_size": f"{field_shape[1]} x {field_shape[2]}",
         "cells_per_field_range": f"{per_field.min()} to {per_field.max()}",
     }
 
