@@ -254,3 +254,182 @@ def test_headroom_table_by_hand():
     assert t.loc["pci", "share"] == pytest.approx(0.5)                # a similar drop (0.10 vs 0.09)
     assert t.loc["pci", "share"] > 2 * t.loc["pifia", "share"]       # is a far larger share of its room
     assert t.loc["pci", "share_per_class"] == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- chapter tables
+
+
+from types import SimpleNamespace  # noqa: E402
+
+from bgrobust.constraints import ParameterError  # noqa: E402
+from bgrobust.dataset import DatasetParams  # noqa: E402
+
+STRAINS = pd.DataFrame({"strain": [0, 1, 2, 3], "kind": ["single", "single", "multi", "multi"],
+                        "plate": [1, 1, 2, 3], "localization": ["actin", "ER", "ER", "Golgi"],
+                        "mixing": [None, None, "within_cell", "between_cells"]})
+FIELDS = pd.DataFrame({"strain": [0, 0, 1, 1, 2, 2, 3, 3]})
+
+
+def test_cells_per_field_counts_empty_fields_and_checks_n_fields():
+    t = pd.DataFrame({"field": [1, 1, 1, 4]})
+    assert tables.cells_per_field(t, 6).tolist() == [0, 3, 0, 0, 1, 0]
+    with pytest.raises(ParameterError, match="n_fields"):
+        tables.cells_per_field(t, 0)
+    with pytest.raises(ValueError, match="field"):
+        tables.cells_per_field(pd.DataFrame({"x": [1]}), 2)
+
+
+def test_screen_facts_counts_kinds_plates_and_field_size():
+    crops = pd.DataFrame({"field": [0, 0, 0, 5]})
+    f = tables.screen_facts(STRAINS, FIELDS, (3, 200, 300), crops)
+    assert (f["n_strains"], f["n_single"], f["n_multi"]) == (4, 2, 2)
+    assert (f["n_within"], f["n_between"], f["n_plates"], f["n_fields"]) == (1, 1, 3, 8)
+    assert f["fields_per_strain"] == 2
+    assert f["field_size"] == "200 x 300"  # height x width
+    assert f["cells_per_field_range"] == "0 to 3"
+    no_mix = tables.screen_facts(STRAINS.drop(columns="mixing"), FIELDS, (3, 8, 8), crops)
+    assert no_mix["n_within"] == no_mix["n_between"] == 0
+    with pytest.raises(ValueError, match="field_shape"):
+        tables.screen_facts(STRAINS, FIELDS, (200, 300), crops)
+    with pytest.raises(ValueError, match="kind"):
+        tables.screen_facts(STRAINS.drop(columns="kind"), FIELDS, (3, 8, 8), crops)
+
+
+def test_segmentation_summary_pools_fields_and_weights_by_matches():
+    q = pd.DataFrame({"n_true": [10, 20], "n_pred": [12, 18], "n_matched": [8, 16],
+                      "mean_iou": [0.5, 0.8], "centroid_error": [2.0, np.nan]})
+    v = tables.segmentation_summary(q).set_index("metric")["value"]
+    assert v["true cells"] == 30 and v["segmented objects"] == 30 and v["matched at IoU > 0.5"] == 24
+    assert v["precision"] == pytest.approx(24 / 30) and v["recall"] == pytest.approx(24 / 30)
+    assert v["object F1"] == pytest.approx(48 / 60)
+    assert v["mean IoU of matches"] == pytest.approx((8 * 0.5 + 16 * 0.8) / 24)
+    assert v["centroid error (px)"] == pytest.approx(8 * 2.0 / 24)  # NaN counts as 0, as before
+    empty = tables.segmentation_summary(q.iloc[:0])
+    assert len(empty) == 1 and "no truth" in empty.metric.iloc[0]
+    with pytest.raises(ValueError, match="mean_iou"):
+        tables.segmentation_summary(q.drop(columns="mean_iou"))
+
+
+def test_filter_steps_in_pipeline_order_and_names_a_missing_key():
+    report = {k: i for i, (k, _) in enumerate(tables.FILTER_STEPS)}
+    steps = tables.filter_steps(report)
+    assert steps["count"].tolist() == list(range(len(tables.FILTER_STEPS)))
+    assert steps.step.iloc[0] == "segmented cells" and steps.step.iloc[-1] == "valid crops"
+    del report["n_low_gfp"]
+    with pytest.raises(KeyError, match="n_low_gfp"):
+        tables.filter_steps(report)
+
+
+def test_dataset_beside_paper_takes_published_facts_and_run_parameters():
+    params = DatasetParams(crop_size=32)
+    t = tables.dataset_beside_paper(STRAINS, FIELDS, params, 77, label="this run (ci)").set_index("quantity")
+    assert list(t.columns) == ["paper (published)", "this run (ci)"]
+    assert t.loc["strains"].tolist() == [published.DATASET["strains"], 4]
+    assert t.loc["localization classes", "this run (ci)"] == 3
+    assert t.loc["crop size (px)"].tolist() == [published.DATASET["crop_size"], 32]
+    assert t.loc["mask coverage kept (%)", "paper (published)"] == "5-95"
+    assert t.loc["cell-free stride / distance (px)", "paper (published)"] == "32 / 50"
+    assert t.loc["valid crops", "this run (ci)"] == 77
+    assert t.loc["valid crops", "paper (published)"].startswith("2.67 million")
+
+
+class _Report:
+    def __init__(self, value):
+        self.value = value
+
+    def table(self, statistics):
+        return pd.DataFrame({"real": [f"{self.value}r"] * len(statistics),
+                             "synthetic": [f"{self.value}s"] * len(statistics)}, index=list(statistics))
+
+
+def test_realism_tables():
+    t = tables.realism_statistics({("mitochondrion",): _Report(1), ("cytoplasm", "nucleus"): _Report(2)})
+    assert list(t.index) == list(tables.REALISM_STATISTICS)
+    assert t[("cytoplasm + nucleus", "synthetic")].iloc[0] == "2s"
+    assert t[("mitochondrion", "real")].iloc[0] == "1r"
+    with pytest.raises(ValueError, match="non-empty"):
+        tables.realism_statistics({})
+    s = pd.DataFrame({"classes": ["a"], "features": ["pixels"], "accuracy": [0.51249], "se": [0.02351]})
+    r = tables.realism_accuracies(s)
+    assert (r.accuracy.iloc[0], r.se.iloc[0]) == (0.512, 0.024)
+    assert s.accuracy.iloc[0] == 0.51249  # the input is left alone
+
+
+def _train_result(losses, width=0.5):
+    import torch
+
+    h = pd.DataFrame({"epoch": 1, "step": np.arange(1, len(losses) + 1), "loss": losses})
+    return SimpleNamespace(history=h, params=SimpleNamespace(width=width, epochs=2),
+                           model=torch.nn.Linear(4, 2), n_train=50, seconds=12.345)
+
+
+def test_training_table_losses_over_first_and_last_tenth():
+    losses = np.r_[[4.0, 2.0], np.ones(16), [0.5, 0.1]]
+    t = tables.training_table({"pifia": _train_result(losses), "deeploc": _train_result([1.0], 1.0)})
+    assert t.model.tolist() == ["PIFiA", "DeepLoc"]
+    row = t.iloc[0]
+    assert row["loss first 10%"] == 3.0 and row["loss last 10%"] == 0.3
+    assert row["parameters"] == 10 and row["steps"] == 20 and row["seconds"] == 12.3
+    assert row["objective"] == tables.MODEL_OBJECTIVES["pifia"]
+    assert t.iloc[1]["loss first 10%"] == t.iloc[1]["loss last 10%"] == 1.0
+    with pytest.raises(ValueError, match="non-empty"):
+        tables.training_table({})
+
+
+LAYER_ACC = pd.DataFrame(
+    [("pci", "trained", "max", "conv3", 0.91234), ("pci", "trained", "max", "conv4", 0.85),
+     ("pci", "trained", "mean", "conv3", 0.7), ("pci", "trained", "mean", "conv4", 0.8),
+     ("pci", "untrained", "mean", "conv3", 0.6), ("pci", "untrained", "mean", "conv4", 0.65),
+     ("pifia", "trained", "mean", "conv8", 0.9), ("pifia", "untrained", "mean", "conv8", 0.95)],
+    columns=["model", "variant", "pooling", "column", "accuracy"])
+
+
+def test_supp_table1_beside_published_then_ours_per_model():
+    t = tables.supp_table1_beside(LAYER_ACC, published.supp_table1())
+    assert list(t.columns) == ["model", "source", *tables.LAYER_COLUMNS]
+    assert t.model.tolist() == ["PIFiA"] * 3 + ["PCI"] * 4  # the paper's model order
+    assert t.source.tolist()[3:] == ["published (paper)", "ours, trained, max-pooled",
+                                     "ours, trained, mean-pooled", "ours, untrained, mean-pooled"]
+    pub = published.supp_table1()
+    pci_pub = pub[(pub.model == "pci") & (pub.layer == "conv4")].accuracy.iloc[0]
+    assert t.iloc[3]["conv4"] == pci_pub
+    assert t.iloc[4]["conv3"] == 0.9123  # rounded to 4 digits
+    assert np.isnan(t.iloc[4]["conv8"])   # PCI has no conv8
+    with pytest.raises(ValueError, match="pooling"):
+        tables.supp_table1_beside(LAYER_ACC.drop(columns="pooling"), pub)
+
+
+def test_layer_summary_best_layer_untrained_and_published():
+    pub = published.supp_table1()
+    t = tables.layer_summary(LAYER_ACC, pub, {"pci": "conv4", "pifia": "conv8"}, "mean").set_index("model")
+    pci = t.loc["PCI"]
+    assert pci["ours at paper's layer (mean)"] == 0.8 and pci["our best layer"] == "conv4"
+    assert pci["untrained at paper's layer"] == 0.65
+    assert pci["published at paper's layer"] == pub[(pub.model == "pci") & (pub.layer == "conv4")].accuracy.iloc[0]
+    best_max = tables.layer_summary(LAYER_ACC[LAYER_ACC.model == "pci"], pub, {"pci": "conv4"}, "max")
+    assert best_max["our best layer"].iloc[0] == "conv3" and best_max["our best accuracy"].iloc[0] == 0.912
+    with pytest.raises(ValueError, match="no trained 'centre'"):
+        tables.layer_summary(LAYER_ACC, pub, {"pci": "conv4", "pifia": "conv8"}, "centre")
+    with pytest.raises(KeyError, match="best_layers"):
+        tables.layer_summary(LAYER_ACC, pub, {"pci": "conv4"}, "mean")
+
+
+def test_settings_overview_in_experiment_order():
+    sets = pd.DataFrame({"setting": ["diff", "base", "base", "batch"], "set": list("abcd"),
+                         "n": [5, 4, 2, 3], "shortfall": [False, False, True, True]})
+    o = tables.settings_overview(sets)
+    assert o.setting.tolist() == ["base", "diff", "batch"]
+    assert o.name.tolist() == ["Baseline", "Diff Loc Swap", "Cell-Free Diff Loc Swap"]
+    base = o.iloc[0]
+    assert (base.sets, base.crops, base.min_per_set, base.short_sets) == (2, 6, 2, 1)
+
+
+def test_trained_vs_untrained_pairs_each_model_with_its_copy():
+    d = pd.DataFrame({"extractor": ["PIFiA", "PIFiA, untrained", "PCI", "PCI, untrained"],
+                      "base": [0.9, 0.7, 0.8, 0.85], "diff": [0.6, 0.65, 0.5, 0.55],
+                      "drop": [0.3, 0.02, 0.2, 0.1]})
+    t = tables.trained_vs_untrained(d, {"pci": "PCI", "pifia": "PIFiA"})
+    assert t.model.tolist() == ["PCI", "PIFiA"]
+    assert t.iloc[0].tolist()[1:] == [0.8, 0.85, 0.5, 0.55, 0.2, 0.1]
+    with pytest.raises(KeyError, match="DeepLoc, untrained"):
+        tables.trained_vs_untrained(d, {"deeploc": "DeepLoc"})

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from skimage.segmentation import find_boundaries
 
+from .constraints import Integer, check_value
 from .tables import per_class
-from .vocabulary import CLASS_COLORS, CLASSES, MODEL_COLORS, MODEL_TITLES
+from .vocabulary import CLASS_COLORS, CLASSES, MODEL_COLORS, MODEL_TITLES, MODELS
 
 
 def stretch(img, low: float = 0.5, high: float = 99.8) -> np.ndarray:
@@ -202,3 +203,290 @@ def figure2(results, *, colors=None, titles=None):
         ax.legend(fontsize=6.5, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- chapter figures
+#
+# The figures the chapters glue.  Each returns a closed Figure (so that a notebook shows
+# it once, where it is glued or returned, not again at the end of the cell).
+
+
+def _closed(fig):
+    plt.close(fig)
+    return fig
+
+
+def _check_columns(df, columns, where: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; found {list(map(str, df.columns))}")
+
+
+def message(text: str, *, figsize=(6, 0.6)):
+    """A figure holding one line of text, where a chapter cannot draw what it would (missing data).
+
+    Examples
+    --------
+    >>> message("real crops not found").axes[0].texts[0].get_text()
+    'real crops not found'
+    """
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.axis("off")
+    ax.text(0, 0.5, str(text), fontsize=9)
+    return _closed(fig)
+
+
+def training_curves(trained: Mapping):
+    """Training loss per optimiser step, one panel per model (chapter 2).
+
+    Parameters
+    ----------
+    trained : mapping
+        ``{model key: TrainResult}`` (:func:`bgrobust.train.train_models`).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> h = pd.DataFrame({"epoch": [1, 1, 2], "step": [1, 2, 3], "loss": [2.0, 1.5, 1.0]})
+    >>> [ax.get_title() for ax in training_curves({"pci": NS(history=h)}).axes]
+    ['PCI']
+    """
+    from .train import plot_history
+
+    if not isinstance(trained, Mapping) or not trained:
+        raise ValueError("training_curves: trained must be a non-empty mapping {model: TrainResult}")
+    fig, axes = plt.subplots(1, len(trained), figsize=(11 * len(trained) / 3, 2.8), squeeze=False)
+    for ax, (name, res) in zip(axes[0], trained.items()):
+        plot_history(res.history, ax=ax, label=MODEL_TITLES.get(name, name), show_lr=False)
+        ax.set_title(MODEL_TITLES.get(name, name))
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def layer_curves(layer_acc: pd.DataFrame, published: pd.DataFrame):
+    """Mean pairwise SVM accuracy per layer, one panel per model: the paper's against ours (Supp. Table 1).
+
+    Parameters
+    ----------
+    layer_acc : DataFrame
+        Columns ``model, variant, pooling, column, accuracy`` (``column`` a Supp. Table 1
+        column, :data:`bgrobust.tables.LAYER_COLUMNS`).
+    published : DataFrame
+        :func:`bgrobust.published.supp_table1` (``model, layer, accuracy``).
+
+    Examples
+    --------
+    >>> ours = pd.DataFrame({"model": ["pci"] * 2, "variant": ["trained"] * 2, "pooling": ["mean"] * 2,
+    ...                      "column": ["conv3", "conv4"], "accuracy": [0.8, 0.9]})
+    >>> pub = pd.DataFrame({"model": ["pci"], "layer": ["conv4"], "accuracy": [0.95]})
+    >>> [t.get_text() for t in layer_curves(ours, pub).axes[0].get_legend().get_texts()]
+    ['published', 'ours, trained (mean)']
+    """
+    from .tables import LAYER_COLUMNS
+
+    _check_columns(layer_acc, ["model", "variant", "pooling", "column", "accuracy"], "layer_curves: layer_acc")
+    _check_columns(published, ["model", "layer", "accuracy"], "layer_curves: published")
+    models = [m for m in MODELS if m in set(layer_acc.model)]
+    fig, axes = plt.subplots(1, len(models), figsize=(11 * len(models) / 3, 3), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], models):
+        p = published[published.model == name]
+        ours = layer_acc[layer_acc.model == name]
+        # one x position per layer in network order (the published row may lack early layers)
+        order = [c for c in LAYER_COLUMNS if c in set(p.layer) | set(ours.column)]
+        x = {c: i for i, c in enumerate(order)}
+        ax.plot(p.layer.map(x), p.accuracy, "k--o", ms=3, label="published")
+        for (variant, pool), g in ours.groupby(["variant", "pooling"], sort=False):
+            g = g.assign(x=g.column.map(x)).sort_values("x")
+            ax.plot(g.x, g.accuracy, "-o" if variant == "trained" else ":s", ms=3, label=f"ours, {variant} ({pool})")
+        ax.set_xticks(range(len(order)), order, rotation=60)
+        ax.set_title(MODEL_TITLES.get(name, name))
+        ax.set_xlabel("layer")
+    axes[0, 0].set_ylabel("mean pairwise SVM accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def standardisation(hist: pd.DataFrame):
+    """GFP of pasted centre cells and of backgrounds, raw and after the per-protein standardisation.
+
+    Parameters
+    ----------
+    hist : DataFrame
+        :func:`bgrobust.settings.standardisation_histograms`: columns ``stage`` (``raw``,
+        ``generated``), ``part`` (``centre cell``, ``background``), ``left, right, density``.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame([(s, p, 0.0, 1.0, 0.5) for s in ("raw", "generated")
+    ...                   for p in ("centre cell", "background")],
+    ...                  columns=["stage", "part", "left", "right", "density"])
+    >>> [ax.get_title() for ax in standardisation(h).axes]
+    ['before: the two source proteins', 'after: in the swapped crops']
+    """
+    _check_columns(hist, ["stage", "part", "left", "right", "density"], "standardisation: hist")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    for ax, stage in zip(axes, ["raw", "generated"]):
+        for part, colour in (("centre cell", "#d62728"), ("background", "#1f77b4")):
+            h = hist[(hist.stage == stage) & (hist.part == part)]
+            if len(h):
+                ax.stairs(h.density.to_numpy(), np.r_[h.left.to_numpy(), h.right.iloc[-1]], color=colour,
+                          label=part)
+        ax.set_xlabel("GFP intensity (camera counts)" if stage == "raw" else "GFP, standardised per protein")
+        ax.set_ylabel("density")
+        ax.set_title("before: the two source proteins" if stage == "raw" else "after: in the swapped crops")
+    axes[0].legend()
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def figure1a(examples: Mapping):
+    """Fig. 1A: one crop per setting (GFP above, the centre-cell mask below).
+
+    Parameters
+    ----------
+    examples : mapping
+        ``{experiment key: CropSet}`` with at least one crop each
+        (:func:`bgrobust.settings.example_per_setting`).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> crop = NS(images=np.random.default_rng(0).random((1, 3, 8, 8)), masks=np.ones((1, 8, 8)))
+    >>> [ax.get_title() for ax in figure1a({"base": crop, "mask": crop}).axes[:2]]
+    ['Baseline', 'Masked Background']
+    """
+    from .vocabulary import EXPERIMENT_TITLES
+
+    if not isinstance(examples, Mapping) or not examples:
+        raise ValueError("figure1a: examples must be a non-empty mapping {setting: CropSet}")
+    fig, axes = plt.subplots(2, len(examples), figsize=(2.1 * len(examples), 4.4), squeeze=False)
+    for j, (setting, crop) in enumerate(examples.items()):
+        axes[0, j].imshow(green(crop.images[0, 0]))
+        axes[0, j].set_title(EXPERIMENT_TITLES.get(setting, setting), fontsize=8)
+        axes[1, j].imshow(crop.masks[0], cmap="gray")
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("GFP")
+    axes[1, 0].set_ylabel("centre-cell mask")
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def supp_figure1(images: np.ndarray, table: pd.DataFrame, *, setting: str = "diff", n: int = 24,
+                 columns: int = 8, random_state=0):
+    """Supp. Fig. 1: random generated crops of one setting, titled "centre class on background class".
+
+    Parameters
+    ----------
+    images : (N, C, H, W) array
+        ``SettingSets.images`` (GFP first).
+    table : DataFrame
+        ``SettingSets.table``: one row per crop with ``setting, centre_class, background_class``.
+    setting : str
+        The setting shown (the paper: different-localization swaps).
+    n, columns : int
+        Crops shown (fewer if the setting has fewer) and crops per row.
+    random_state : int or Generator
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"setting": ["diff"] * 3, "centre_class": ["actin"] * 3,
+    ...                   "background_class": ["ER"] * 3})
+    >>> fig = supp_figure1(np.zeros((3, 1, 8, 8)), t, n=2, columns=2)
+    >>> fig.axes[0].get_title()
+    'actin\\non ER'
+    """
+    check_value(n, Integer(1), "supp_figure1: n")
+    check_value(columns, Integer(1), "supp_figure1: columns")
+    _check_columns(table, ["setting", "centre_class", "background_class"], "supp_figure1: table")
+    if len(images) != len(table):
+        raise ValueError(f"supp_figure1: {len(images)} images but {len(table)} table rows")
+    rng = np.random.default_rng(random_state)
+    rows = np.flatnonzero(table.setting.eq(setting).to_numpy())
+    pick = rng.choice(rows, size=min(n, len(rows)), replace=False)
+    n_rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(n_rows, columns, figsize=(13 * columns / 8, 5.6 * n_rows / 3), squeeze=False)
+    for ax, i in zip(axes.ravel(), pick):
+        ax.imshow(green(images[i, 0]))
+        row = table.iloc[i]
+        ax.set_title(f"{row.centre_class}\non {row.background_class}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(pick):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _closed(fig)
+
+
+#: Bar colours of :func:`drop_ranking`, per kind of extractor.
+KIND_COLORS: dict[str, str] = {"paper's model": MODEL_COLORS["pifia"], "untrained": "#999999",
+                               "baseline": MODEL_COLORS["pci"], "remedy": MODEL_COLORS["deeploc"]}
+
+
+def drop_ranking(drops: pd.DataFrame, *, colors: Mapping[str, str] | None = None):
+    """Extractors ranked by the accuracy lost to different-localization backgrounds (same − diff).
+
+    Parameters
+    ----------
+    drops : DataFrame
+        A drop table (``ExperimentResults.drops``) with ``extractor, drop, drop_low,
+        drop_high`` and a ``kind`` column that picks the bar colour.
+    colors : mapping, optional
+        ``{kind: colour}`` (default :data:`KIND_COLORS`); its keys are the legend.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"extractor": ["a", "b"], "kind": ["baseline", "remedy"], "drop": [0.1, -0.02],
+    ...                   "drop_low": [0.05, -0.05], "drop_high": [0.15, 0.01]})
+    >>> [t.get_text() for t in drop_ranking(d).axes[0].get_yticklabels()]
+    ['b', 'a']
+    """
+    colors = dict(KIND_COLORS if colors is None else colors)
+    _check_columns(drops, ["extractor", "kind", "drop", "drop_low", "drop_high"], "drop_ranking: drops")
+    unknown = sorted(set(drops.kind) - set(colors))
+    if unknown:
+        raise ValueError(f"drop_ranking: no colour for kind(s) {unknown}; colours: {sorted(colors)}")
+    from matplotlib.patches import Patch
+
+    order = drops.sort_values("drop")
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(order) + 1.2))
+    y = np.arange(len(order))
+    ax.barh(y, order["drop"], color=[colors[k] for k in order.kind])
+    ax.errorbar(order["drop"], y, xerr=[order["drop"] - order.drop_low, order.drop_high - order["drop"]],
+                fmt="none", ecolor="k", lw=0.8)
+    ax.set_yticks(y, order.extractor, fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("accuracy drop from different-localization backgrounds (same − diff swap)")
+    ax.legend(handles=[Patch(color=c, label=kind) for kind, c in colors.items()], fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def realism_examples(real_images, real_classes, real_groups, synthetic_images, synthetic_table, strains,
+                     classes: Sequence, *, n: int = 5, random_state=0):
+    """Real crops beside synthetic crops of the same classes, one row pair per class set (chapter 1).
+
+    The crops are drawn with :func:`bgrobust.synth.realism.example_crops` (held-out real
+    crops); the arguments are those of :func:`bgrobust.synth.realism.real_vs_synthetic`.
+
+    Parameters
+    ----------
+    classes : sequence of tuple of str
+        The class sets shown (e.g. the keys of ``real_vs_synthetic``'s reports).
+    n : int
+        Crops per block and row.
+    """
+    from .synth.realism import example_crops
+
+    check_value(n, Integer(1), "realism_examples: n")
+    if not len(classes):
+        raise ValueError("realism_examples: classes is empty")
+    shown = {" + ".join(c): example_crops(real_images, real_classes, real_groups, synthetic_images,
+                                          synthetic_table, strains, c, n=n, random_state=random_state)
+             for c in classes}
+    fig = side_by_side({k: v[0] for k, v in shown.items()}, {k: v[1] for k, v in shown.items()}, n=n)
+    return _closed(fig)

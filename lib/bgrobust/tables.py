@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 from .cache import atomic_file
+from .constraints import Integer, check_value
+from .published import DATASET
 from .vocabulary import (CLASSES, EXPERIMENT_TITLES, EXPERIMENTS, MODEL_TITLES, MODELS, TRIPLET_EXPERIMENTS,
                          check_classes)
 
@@ -749,3 +751,471 @@ def headroom(results: Mapping[str, Mapping[str, pd.DataFrame]], high: str = "sam
                                  columns=["high", "low", "drop", "headroom", "share", "share_per_class"])
     out.index.name = "model"
     return out
+
+
+# --------------------------------------------------------------------------- chapter tables
+#
+# The tables the chapters show, built from the objects the chapters hold (a screen, a
+# dataset, trained models, layer accuracies, setting sets, a drop table).  Each returns
+# a DataFrame (or, for the glued facts, a dict keyed by glue name) and draws nothing.
+
+
+def _check_columns(df, columns, where: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; found {list(map(str, df.columns))}")
+
+
+def _check_keys(mapping, keys, where: str) -> None:
+    missing = [k for k in keys if k not in mapping]
+    if missing:
+        raise KeyError(f"{where}: missing key(s) {missing}")
+
+
+def cells_per_field(crops_table: pd.DataFrame, n_fields: int) -> pd.Series:
+    """Number of cropped cells in each field of view, fields without crops counted as 0.
+
+    Parameters
+    ----------
+    crops_table : DataFrame
+        A crop table with a ``field`` column (``Dataset.crops.table``).
+    n_fields : int
+        Fields of the screen (``Screen.n_fields``); the index runs over ``range(n_fields)``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"field": [0, 0, 2]})
+    >>> cells_per_field(t, 4).tolist()
+    [2, 0, 1, 0]
+    """
+    check_value(n_fields, Integer(1), "cells_per_field: n_fields")
+    _check_columns(crops_table, ["field"], "cells_per_field: crops_table")
+    return crops_table.groupby("field").size().reindex(range(n_fields), fill_value=0)
+
+
+def screen_facts(strains: pd.DataFrame, fields: pd.DataFrame, field_shape, crops_table: pd.DataFrame) -> dict:
+    """The numbers chapter 1 states about a screen, keyed by their glue names.
+
+    Parameters
+    ----------
+    strains : DataFrame
+        ``Screen.strains`` (columns ``kind``, ``plate`` and, for a synthetic screen, ``mixing``).
+    fields : DataFrame
+        ``Screen.fields`` (one row per field, column ``strain``).
+    field_shape : tuple of int
+        ``(channels, height, width)`` of one field.
+    crops_table : DataFrame
+        ``Dataset.crops.table`` (column ``field``).
+
+    Returns
+    -------
+    dict
+        ``n_strains, n_single, n_multi, n_within, n_between, n_plates, n_fields,
+        fields_per_strain, field_size, cells_per_field_range``.
+
+    Examples
+    --------
+    >>> strains = pd.DataFrame({"strain": [0, 1], "kind": ["single", "multi"], "plate": [1, 1],
+    ...                         "mixing": [None, "within_cell"]})
+    >>> fields = pd.DataFrame({"strain": [0, 0, 1, 1]})
+    >>> facts = screen_facts(strains, fields, (3, 256, 320), pd.DataFrame({"field": [0, 0, 3]}))
+    >>> facts["n_multi"], facts["n_within"], facts["field_size"], facts["cells_per_field_range"]
+    (1, 1, '256 x 320', '0 to 2')
+    """
+    _check_columns(strains, ["kind", "plate"], "screen_facts: strains")
+    _check_columns(fields, ["strain"], "screen_facts: fields")
+    if len(field_shape) != 3:
+        raise ValueError(f"screen_facts: field_shape must be (channels, height, width), got {field_shape!r}")
+    kinds = strains["kind"].value_counts()
+    mixing = strains["mixing"].value_counts() if "mixing" in strains else pd.Series(dtype=int)
+    per_field = cells_per_field(crops_table, len(fields))
+    return {
+        "n_strains": len(strains),
+        "n_single": int(kinds.get("single", 0)),
+        "n_multi": int(kinds.get("multi", 0)),
+        "n_within": int(mixing.get("within_cell", 0)),
+        "n_between": int(mixing.get("between_cells", 0)),
+        "n_plates": strains["plate"].nunique(),
+        "n_fields": len(fields),
+        "fields_per_strain": int(fields.groupby("strain").size().median()),
+        "field_size": f"{field_shape[1]} x {field_shape[2]}",
+        "cells_per_field_range": f"{per_field.min()} to {per_field.max()}",
+    }
+
+
+#: The crop statistics chapter 1 shows for real beside synthetic crops
+#: (:func:`bgrobust.synth.realism.crop_statistics` names).
+REALISM_STATISTICS: tuple[str, ...] = (
+    "area", "eq_diameter", "other_cells", "gfp_skew_in", "gfp_kurt_in", "gfp_bg_cell_ratio", "gfp_snr",
+    "gfp_texture", "gfp_edge", "marker_bg_cell_ratio", "marker_snr", "marker_texture", "marker_edge")
+
+
+def realism_statistics(reports: Mapping, statistics: Sequence[str] = REALISM_STATISTICS) -> pd.DataFrame:
+    """Real beside synthetic crop statistics, ``median [p10, p90]``, one column block per class set.
+
+    Parameters
+    ----------
+    reports : mapping
+        ``{classes: RealismReport}`` from :func:`bgrobust.synth.realism.real_vs_synthetic`
+        (``classes`` a tuple of class names).
+    statistics : sequence of str
+        The rows (statistics) to show, in order.
+
+    Returns
+    -------
+    DataFrame
+        Index statistic; columns ``(" + ".join(classes), set)``.
+
+    Examples
+    --------
+    >>> class R:  # anything with RealismReport.table
+    ...     def table(self, statistics):
+    ...         return pd.DataFrame({"real": ["1"], "synthetic": ["2"]}, index=list(statistics))
+    >>> realism_statistics({("cytoplasm", "nucleus"): R()}, ["area"]).columns.tolist()
+    [('cytoplasm + nucleus', 'real'), ('cytoplasm + nucleus', 'synthetic')]
+    """
+    if not isinstance(reports, Mapping) or not reports:
+        raise ValueError("realism_statistics: reports must be a non-empty mapping {classes: RealismReport}")
+    return pd.concat({" + ".join(c): r.table(list(statistics)) for c, r in reports.items()}, axis=1)
+
+
+def realism_accuracies(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The two-sample accuracies of :func:`bgrobust.synth.realism.real_vs_synthetic`, rounded.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"classes": ["x"], "features": ["pixels"], "accuracy": [0.51234], "se": [0.0312]})
+    >>> realism_accuracies(s).accuracy.tolist()
+    [0.512]
+    """
+    _check_columns(summary, ["accuracy", "se"], "realism_accuracies: summary")
+    return summary.assign(accuracy=summary.accuracy.round(digits), se=summary.se.round(digits))
+
+
+def segmentation_summary(quality: pd.DataFrame) -> pd.DataFrame:
+    """Segmentation against the truth over all fields: counts, precision, recall, F1, IoU.
+
+    Parameters
+    ----------
+    quality : DataFrame
+        ``Dataset.segmentation_quality``: one row per field with ``n_true, n_pred,
+        n_matched, mean_iou, centroid_error`` (empty for a screen without truth).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``metric, value``; a single "no truth" row when ``quality`` is empty.
+
+    Examples
+    --------
+    >>> q = pd.DataFrame({"n_true": [10], "n_pred": [10], "n_matched": [9], "mean_iou": [0.8],
+    ...                   "centroid_error": [1.0]})
+    >>> float(segmentation_summary(q).set_index("metric").value["object F1"])
+    0.9
+    """
+    if not isinstance(quality, pd.DataFrame):
+        raise TypeError(f"segmentation_summary: expected a DataFrame, got {type(quality).__name__}")
+    if not len(quality):
+        return pd.DataFrame({"metric": ["no truth for a real screen"], "value": [np.nan]})
+    _check_columns(quality, ["n_true", "n_pred", "n_matched", "mean_iou", "centroid_error"],
+                   "segmentation_summary: quality")
+    q = quality
+    matched, n_true, n_pred = q.n_matched.sum(), q.n_true.sum(), q.n_pred.sum()
+    return pd.DataFrame({
+        "metric": ["true cells", "segmented objects", "matched at IoU > 0.5", "precision", "recall",
+                   "object F1", "mean IoU of matches", "centroid error (px)"],
+        "value": [n_true, n_pred, matched, matched / n_pred, matched / n_true,
+                  2 * matched / (n_true + n_pred),
+                  np.average(q.mean_iou.fillna(0), weights=q.n_matched),
+                  np.average(q.centroid_error.fillna(0), weights=q.n_matched)],
+    })
+
+
+#: The steps of chapter 1's crop filter table: ``(report key, description)``.
+FILTER_STEPS: tuple[tuple[str, str], ...] = (
+    ("n_segmented", "segmented cells"),
+    ("n_dropped_at_border", "window leaves the field (dropped)"),
+    ("n_crops", "crops"),
+    ("n_low_gfp", "mean GFP below the 5th percentile"),
+    ("n_mask_too_small", "centre mask < 5 % of the crop"),
+    ("n_mask_too_large", "centre mask > 95 % of the crop"),
+    ("n_valid", "valid crops"),
+)
+
+
+def filter_steps(report: Mapping) -> pd.DataFrame:
+    """From segmented cells to valid crops: the count after each step of the paper's filters.
+
+    Parameters
+    ----------
+    report : mapping
+        ``Dataset.report`` (the keys of :data:`FILTER_STEPS`).
+
+    Examples
+    --------
+    >>> r = dict(n_segmented=10, n_dropped_at_border=1, n_crops=9, n_low_gfp=1, n_mask_too_small=0,
+    ...          n_mask_too_large=1, n_valid=7)
+    >>> filter_steps(r)["count"].tolist()
+    [10, 1, 9, 1, 0, 1, 7]
+    """
+    _check_keys(report, [k for k, _ in FILTER_STEPS], "filter_steps: report")
+    return pd.DataFrame({"step": [s for _, s in FILTER_STEPS], "count": [report[k] for k, _ in FILTER_STEPS]})
+
+
+def dataset_beside_paper(strains: pd.DataFrame, fields: pd.DataFrame, params, n_valid: int, *,
+                         label: str = "this run") -> pd.DataFrame:
+    """Chapter 1's summary: the paper's screen and protocol (:data:`bgrobust.published.DATASET`)
+    beside this run's.
+
+    Parameters
+    ----------
+    strains, fields : DataFrame
+        ``Screen.strains`` (column ``localization``) and ``Screen.fields`` (column ``strain``).
+    params : bgrobust.dataset.DatasetParams
+        The dataset parameters of the run.
+    n_valid : int
+        Valid crops of the run.
+    label : str
+        Header of this run's column.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``quantity, paper (published), <label>``.
+
+    Examples
+    --------
+    >>> from bgrobust.dataset import DatasetParams
+    >>> s = pd.DataFrame({"localization": ["actin", "ER"]})
+    >>> t = dataset_beside_paper(s, pd.DataFrame({"strain": [0, 0, 1, 1]}), DatasetParams(), 120)
+    >>> t.set_index("quantity").loc["strains"].tolist()
+    [4049, 2]
+    """
+    _check_columns(strains, ["localization"], "dataset_beside_paper: strains")
+    _check_columns(fields, ["strain"], "dataset_beside_paper: fields")
+    p, (lo, hi) = params, DATASET["mask_fraction_range"]
+    return pd.DataFrame([
+        ("strains", DATASET["strains"], len(strains)),
+        ("fields of view per strain", DATASET["fields_per_strain"], int(fields.groupby("strain").size().median())),
+        ("localization classes", DATASET["classes"], int(strains.localization.nunique())),
+        ("crop size (px)", DATASET["crop_size"], p.crop_size),
+        ("segmentation", DATASET["segmentation"], "nuclear-seeded watershed (scikit-image)"),
+        ("GFP filter percentile", DATASET["gfp_filter_percentile"], p.gfp_percentile),
+        ("mask coverage kept (%)", f"{100 * lo:.0f}-{100 * hi:.0f}",
+         f"{100 * p.min_mask_fraction:.0f}-{100 * p.max_mask_fraction:.0f}"),
+        ("cell-free stride / distance (px)", f"{DATASET['cellfree_stride']} / {DATASET['cellfree_min_distance']}",
+         f"{p.cellfree_stride} / {p.cellfree_min_distance:.0f}"),
+        ("valid crops", f"{DATASET['cells_multinomial_training'] / 1e6:.2f} million (single-localized, LR data)",
+         n_valid),
+    ], columns=["quantity", "paper (published)", label])
+
+
+#: What each of the paper's models is trained to do (chapter 2's training table).
+MODEL_OBJECTIVES: dict[str, str] = {"pifia": "protein identity (CE)", "pci": "paired inpainting (MSE)",
+                                    "deeploc": "localization (CE)"}
+
+
+def training_table(trained: Mapping) -> pd.DataFrame:
+    """One row per trained model: objective, width, size, data, steps, loss at start and end, time.
+
+    Parameters
+    ----------
+    trained : mapping
+        ``{model key: TrainResult}`` (:func:`bgrobust.train.train_models`); each result has
+        ``history`` (columns ``step, loss``), ``params`` (``width, epochs``), ``model``,
+        ``n_train`` and ``seconds``.
+
+    Returns
+    -------
+    DataFrame
+        The losses are the means over the first and the last 10 % of the steps.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> import torch
+    >>> res = NS(history=pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.0]}), params=NS(width=0.5, epochs=1),
+    ...          model=torch.nn.Linear(2, 3), n_train=100, seconds=1.23)
+    >>> training_table({"pci": res})[["model", "parameters", "loss first 10%", "loss last 10%"]].values.tolist()
+    [['PCI', 9, 2.0, 1.0]]
+    """
+    if not isinstance(trained, Mapping) or not trained:
+        raise ValueError("training_table: trained must be a non-empty mapping {model: TrainResult}")
+    rows = []
+    for name, res in trained.items():
+        h = res.history
+        _check_columns(h, ["step", "loss"], f"training_table: {name}.history")
+        k = max(1, len(h) // 10)
+        rows.append({"model": MODEL_TITLES.get(name, name), "objective": MODEL_OBJECTIVES.get(name, ""),
+                     "width": res.params.width, "parameters": sum(p.numel() for p in res.model.parameters()),
+                     "training crops": res.n_train, "epochs": res.params.epochs, "steps": int(h.step.max()),
+                     "loss first 10%": round(h.loss.iloc[:k].mean(), 4),
+                     "loss last 10%": round(h.loss.iloc[-k:].mean(), 4),
+                     "seconds": round(res.seconds, 1)})
+    return pd.DataFrame(rows)
+
+
+#: The columns of Supp. Table 1, in network order (:data:`bgrobust.layers.TABLE_LAYERS`).
+LAYER_COLUMNS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8",
+                                  "final")
+_LAYER_ACC_COLUMNS = ("model", "variant", "pooling", "column", "accuracy")
+
+
+def supp_table1_beside(layer_acc: pd.DataFrame, published: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Supp. Table 1: per model, the published row and one row per (variant, pooling) of ours.
+
+    Parameters
+    ----------
+    layer_acc : DataFrame
+        Our accuracies, columns ``model, variant, pooling, column, accuracy`` (``column`` a
+        Supp. Table 1 column, :data:`LAYER_COLUMNS`).
+    published : DataFrame
+        :func:`bgrobust.published.supp_table1` (``model, layer, accuracy``).
+    digits : int
+        Our accuracies are rounded to this.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``model, source`` (``"published (paper)"`` or ``"ours, <variant>,
+        <pooling>-pooled"``) and :data:`LAYER_COLUMNS`; NaN where a model lacks a layer.
+
+    Examples
+    --------
+    >>> ours = pd.DataFrame({"model": ["pci"], "variant": ["trained"], "pooling": ["mean"],
+    ...                      "column": ["conv4"], "accuracy": [0.812345]})
+    >>> pub = pd.DataFrame({"model": ["pci"], "layer": ["conv4"], "accuracy": [0.9]})
+    >>> supp_table1_beside(ours, pub)[["source", "conv4"]].values.tolist()
+    [['published (paper)', 0.9], ['ours, trained, mean-pooled', 0.8123]]
+    """
+    check_value(digits, Integer(0), "supp_table1_beside: digits")
+    _check_columns(layer_acc, _LAYER_ACC_COLUMNS, "supp_table1_beside: layer_acc")
+    _check_columns(published, ["model", "layer", "accuracy"], "supp_table1_beside: published")
+    rows = []
+    models = [m for m in MODELS if m in set(layer_acc.model)] + \
+        [m for m in dict.fromkeys(layer_acc.model) if m not in MODELS]
+    for name in models:
+        title = MODEL_TITLES.get(name, name)
+        p = published[published.model == name].set_index("layer").accuracy
+        rows.append({"model": title, "source": "published (paper)", **p.to_dict()})
+        for (variant, pool), g in layer_acc[layer_acc.model == name].groupby(["variant", "pooling"], sort=False):
+            rows.append({"model": title, "source": f"ours, {variant}, {pool}-pooled",
+                         **g.set_index("column").accuracy.round(digits).to_dict()})
+    return pd.DataFrame(rows).reindex(columns=["model", "source", *LAYER_COLUMNS])
+
+
+def layer_summary(layer_acc: pd.DataFrame, published: pd.DataFrame, best_layers: Mapping[str, str],
+                  pooling: str, digits: int = 3) -> pd.DataFrame:
+    """Per model: the paper's layer, our accuracy there and our best layer, beside the untrained
+    copy and the published value.
+
+    Parameters
+    ----------
+    layer_acc : DataFrame
+        As for :func:`supp_table1_beside`; needs a ``"trained"`` row at ``pooling`` and an
+        ``"untrained"`` row for each model's paper layer.
+    published : DataFrame
+        :func:`bgrobust.published.supp_table1`.
+    best_layers : mapping
+        ``{model: column}``, the paper's chosen layers (:data:`bgrobust.published.BEST_LAYERS`).
+    pooling : str
+        The pooling of the trained rows compared.
+    digits : int
+        Our accuracies are rounded to this.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``model, paper's layer, ours at paper's layer (<pooling>), our best layer,
+        our best accuracy, untrained at paper's layer, published at paper's layer``.
+
+    Examples
+    --------
+    >>> ours = pd.DataFrame({"model": ["pci"] * 3, "variant": ["trained", "trained", "untrained"],
+    ...                      "pooling": ["mean"] * 3, "column": ["conv3", "conv4", "conv4"],
+    ...                      "accuracy": [0.9, 0.8, 0.7]})
+    >>> pub = pd.DataFrame({"model": ["pci"], "layer": ["conv4"], "accuracy": [0.95]})
+    >>> [str(v) if isinstance(v, str) else float(v)
+    ...  for v in layer_summary(ours, pub, {"pci": "conv4"}, "mean").iloc[0]]
+    ['PCI', 'conv4', 0.8, 'conv3', 0.9, 0.7, 0.95]
+    """
+    check_value(digits, Integer(0), "layer_summary: digits")
+    _check_columns(layer_acc, _LAYER_ACC_COLUMNS, "layer_summary: layer_acc")
+    _check_columns(published, ["model", "layer", "accuracy"], "layer_summary: published")
+    rows = []
+    for name in [m for m in MODELS if m in set(layer_acc.model)]:
+        mine = layer_acc[layer_acc.model == name]
+        g = mine[(mine.variant == "trained") & (mine.pooling == pooling)]
+        u = mine[mine.variant == "untrained"]
+        if not len(g):
+            raise ValueError(f"layer_summary: no trained {pooling!r}-pooled accuracies for {name!r}")
+        _check_keys(best_layers, [name], "layer_summary: best_layers")
+        best, paper_col = g.loc[g.accuracy.idxmax()], best_layers[name]
+        pub = published[(published.model == name) & (published.layer == paper_col)].accuracy
+        rows.append({"model": MODEL_TITLES.get(name, name), "paper's layer": paper_col,
+                     f"ours at paper's layer ({pooling})": round(g.set_index("column").accuracy[paper_col], digits),
+                     "our best layer": best.column, "our best accuracy": round(best.accuracy, digits),
+                     "untrained at paper's layer": round(u.set_index("column").accuracy[paper_col], digits),
+                     "published at paper's layer": pub.iloc[0] if len(pub) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def settings_overview(sets: pd.DataFrame) -> pd.DataFrame:
+    """Per setting (in the paper's order): number of sets, crops, the smallest set and short sets.
+
+    Parameters
+    ----------
+    sets : DataFrame
+        ``SettingSets.sets``: one row per set with ``setting``, ``set``, ``n`` and ``shortfall``.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"setting": ["base", "base", "diff"], "set": ["a", "b", "c"], "n": [4, 3, 4],
+    ...                   "shortfall": [False, True, False]})
+    >>> settings_overview(s)[["setting", "name", "sets", "crops", "short_sets"]].values.tolist()[:2]
+    [['base', 'Baseline', 2, 7, 1], ['diff', 'Diff Loc Swap', 1, 4, 0]]
+    """
+    _check_columns(sets, ["setting", "set", "n", "shortfall"], "settings_overview: sets")
+    overview = (sets.groupby("setting", sort=False)
+                .agg(sets=("set", "size"), crops=("n", "sum"), min_per_set=("n", "min"),
+                     short_sets=("shortfall", "sum"))
+                .reindex([e for e in EXPERIMENTS if e in set(sets.setting)]).reset_index())
+    overview.insert(1, "name", overview.setting.map(EXPERIMENT_TITLES))
+    return overview
+
+
+def trained_vs_untrained(drops: pd.DataFrame, titles: Mapping[str, str], *,
+                         untrained: str = "{}, untrained") -> pd.DataFrame:
+    """Each architecture trained beside its untrained copy: baseline, diff swap and the drop.
+
+    Parameters
+    ----------
+    drops : DataFrame
+        A drop table (``ExperimentResults.drops``) with columns ``extractor, base, diff, drop``.
+    titles : mapping
+        ``{model key: extractor name of the trained model}``.
+    untrained : str
+        The untrained copy's extractor name, formatted with the trained one's.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"extractor": ["PCI", "PCI, untrained"], "base": [0.9, 0.8],
+    ...                   "diff": [0.7, 0.75], "drop": [0.2, 0.05]})
+    >>> trained_vs_untrained(d, {"pci": "PCI"}).iloc[0, 1:].tolist()
+    [0.9, 0.8, 0.7, 0.75, 0.2, 0.05]
+    """
+    _check_columns(drops, ["extractor", "base", "diff", "drop"], "trained_vs_untrained: drops")
+    t = drops.set_index("extractor")
+    rows = []
+    for title in titles.values():
+        other = untrained.format(title)
+        missing = [n for n in (title, other) if n not in t.index]
+        if missing:
+            raise KeyError(f"trained_vs_untrained: no extractor(s) {missing} in the drop table")
+        a, b = t.loc[title], t.loc[other]
+        rows.append({"model": title, "baseline, trained": a.base, "baseline, untrained": b.base,
+                     "diff swap, trained": a["diff"], "diff swap, untrained": b["diff"],
+                     "drop, trained": a["drop"], "drop, untrained": b["drop"]})
+    return pd.DataFrame(rows)
