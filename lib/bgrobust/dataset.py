@@ -128,6 +128,31 @@ class Dataset:
         """The crops that pass both of the paper's filters."""
         return self.crops.subset(self.crops.table["valid"].to_numpy())
 
+    def restricted_to(self, proteins) -> "Dataset":
+        """The same dataset with only ``proteins`` usable by the experiments.
+
+        Crops of the other proteins stay (so positions and caches of the crops do not move)
+        but are marked ``valid=False``; cell-free crops of other proteins are dropped. Use it to
+        evaluate a supervised model only on proteins it never trained on
+        (:func:`bgrobust.train.evaluation_proteins`).
+
+        Examples
+        --------
+        >>> m = np.zeros((2, 8, 8), bool); m[:, 2:6, 2:6] = True
+        >>> ds = from_crops(np.ones((2, 2, 8, 8)), ["A", "B"], ["actin", "ER"], masks=m, progress=False)
+        >>> ds.restricted_to(["A"]).crops.table["valid"].tolist()
+        [True, False]
+        """
+        keep = set(map(str, proteins))
+        table = self.crops.table.copy()
+        table["valid"] = table["valid"].astype(bool) & table["strain"].astype(str).isin(keep)
+        crops = CropSet(self.crops.images, self.crops.masks, table, channels=self.crops.channels)
+        free = self.cell_free
+        if len(free):
+            free = free.subset(free.table["strain"].astype(str).isin(keep).to_numpy())
+        report = {**self.report, "restricted_to": sorted(keep)}
+        return Dataset(crops, free, self.segmentation_quality, report)
+
     @property
     def has_cell_free(self) -> bool:
         """Whether there are cell-free background crops (the "Cell-Free Diff Loc Swap"
