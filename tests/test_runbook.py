@@ -470,3 +470,29 @@ def test_pages_show_no_progress_bars_no_tqdm_warning_and_each_figure_once(projec
     assert "total 1225" in outputs_text(nb)
     images = [k for o in outputs for k in o.get("data", {}) if k.endswith("image/png")]
     assert images == ["application/papermill.record/image/png"], images   # the glued figure, once
+
+
+def test_saving_through_jupyters_contents_manager_keeps_the_input_hash(tmp_path):
+    """The same, through the contents manager Jupyter itself uses (needs the lab extra)."""
+    pytest.importorskip("jupyter_server")
+    from jupytext import TextFileContentsManager
+    from bgrobust.paths import NOTEBOOKS, ROOT
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    src = tmp_path / "notebooks" / "02_layer_selection.md"
+    shutil.copy(NOTEBOOKS / src.name, src)
+    before = runbook.input_hash(src, {}, "demo", "lib-v1")
+    cm = TextFileContentsManager(root_dir=str(tmp_path))
+    model = cm.get("notebooks/02_layer_selection.md")
+    nb = model["content"]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.9"}
+    for i, cell in enumerate(nb.cells):
+        cell.metadata["jupyter"] = {"outputs_hidden": True}
+        if cell.cell_type == "code":
+            cell.execution_count = i + 1
+            cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
+    cm.save(model, "notebooks/02_layer_selection.md")
+    assert (tmp_path / "notebooks" / "02_layer_selection.ipynb").is_file(), "the pairing wrote no .ipynb"
+    assert runbook.input_hash(src, {}, "demo", "lib-v1") == before
