@@ -451,6 +451,8 @@ KERNEL_NB = (
         import matplotlib.pyplot as plt
         from myst_nb import glue
         total = sum(i for i in tqdm(range(50), desc="looping"))
+        total += sum(i for i in tqdm(range(50), desc="explicit", disable=False))
+        warnings.warn("only 3 crops in one set")
         fig, ax = plt.subplots()
         ax.plot([0, seed])
         glue("fig_once", fig, display=False)
@@ -467,7 +469,8 @@ def test_pages_show_no_progress_bars_no_tqdm_warning_and_each_figure_once(projec
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     stderr = [o.text for o in outputs if o.get("name") == "stderr"]
     assert not stderr, f"stderr on the page: {stderr}"
-    assert "total 1225" in outputs_text(nb)
+    assert "total 2450" in outputs_text(nb)
+    assert "UserWarning: only 3 crops in one set" in outputs_text(nb)   # the warning, as one line of text
     images = [k for o in outputs for k in o.get("data", {}) if k.endswith("image/png")]
     assert images == ["application/papermill.record/image/png"], images   # the glued figure, once
 

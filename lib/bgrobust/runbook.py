@@ -75,22 +75,37 @@ EDITOR_CELL_METADATA = frozenset({"id", "collapsed", "scrolled", "jupyter", "exe
 #: Environment of the kernels the runner starts: progress bars off (a page is not a terminal;
 #: the runner prints which chapter runs and for how long).
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
-#: Code every kernel the runner starts runs before the notebook (IPython ``exec_lines``):
-#: figures are shown where a notebook displays or glues them, never a second time by the
-#: inline backend at the end of the cell; ``tqdm.auto`` is the plain ``tqdm`` (which obeys
-#: ``TQDM_DISABLE``), imported without its warning that ipywidgets is missing.  Opened in
-#: Jupyter instead, a notebook keeps Jupyter's behaviour (figures at the end of each cell,
-#: progress bars).
+#: Code every kernel the runner starts runs before the notebook (IPython ``exec_lines``), so
+#: that a page shows results, not a terminal:
+#:
+#: * figures are shown where a notebook displays or glues them, never a second time by the
+#:   inline backend at the end of the cell;
+#: * ``tqdm.auto`` progress bars are off (also those created with an explicit ``disable=``),
+#:   and ``tqdm.auto`` is imported without its warning that ipywidgets is missing;
+#: * a warning is one line of text in the cell's output, ``UserWarning: message``, instead
+#:   of a stderr block naming the kernel's temporary file and source line.
+#:
+#: Opened in Jupyter instead, a notebook keeps Jupyter's behaviour (figures at the end of
+#: each cell, progress bars, warnings on stderr).
 KERNEL_STARTUP = """\
-import warnings as _bgr_warnings
+import sys as _bgr_sys, warnings as _bgr_warnings
 import matplotlib.pyplot as _bgr_plt
 _bgr_plt.close(_bgr_plt.figure())  # loads the inline backend, which turns interactive mode on
 _bgr_plt.ioff()
 with _bgr_warnings.catch_warnings():
     _bgr_warnings.simplefilter("ignore")
     import tqdm.auto as _bgr_auto, tqdm.std as _bgr_std
-_bgr_auto.tqdm, _bgr_auto.trange = _bgr_std.tqdm, _bgr_std.trange
-del _bgr_warnings, _bgr_plt, _bgr_auto, _bgr_std
+class _bgr_quiet_tqdm(_bgr_std.tqdm):
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+def _bgr_trange(*args, **kwargs):
+    return _bgr_quiet_tqdm(range(*args), **kwargs)
+_bgr_auto.tqdm, _bgr_auto.trange = _bgr_quiet_tqdm, _bgr_trange
+def _bgr_showwarning(message, category, filename, lineno, file=None, line=None):
+    print(f"{category.__name__}: {message}", file=_bgr_sys.stdout)
+_bgr_warnings.showwarning = _bgr_showwarning
+del _bgr_plt, _bgr_auto
 """
 
 

@@ -4,7 +4,8 @@
   ``{glue:figure}`` directive, which makes a figure: Sphinx would number it "Fig. N".  A
   glued figure whose name starts with ``tab-`` (the book's convention, ``:name: tab-table1``)
   becomes a :class:`table_figure`, numbered with the tables ("Table N", ``numfig_format``),
-  with its caption above it; ``{numref}`` references say "Table N" too.
+  with its caption shown above it (by the stylesheet; the HTML keeps the figure's order);
+  ``{numref}`` references say "Table N" too.
 * **Wide tables scroll** sideways instead of being cut off (``bgrobust.css``).
 * **The API reference** (``book/api.md``, autodoc) lists the library's own objects: members
   that scikit-learn adds to a subclass (``set_score_request``, ...) are left out, and a
@@ -54,7 +55,7 @@ def is_table_figure(node: nodes.Node) -> bool:
 
 
 class NumberTablesAsTables(SphinxTransform):
-    """Turn every ``tab-`` figure of a document into a :class:`table_figure`, caption first."""
+    """Turn every ``tab-`` figure of a document into a :class:`table_figure` (class ``bg-table``)."""
 
     default_priority = 500
 
@@ -62,10 +63,6 @@ class NumberTablesAsTables(SphinxTransform):
         for figure in list(self.document.findall(is_table_figure)):
             table = table_figure(figure.rawsource, *figure.children, **figure.attributes)
             table["classes"] = [*table.get("classes", []), "bg-table"]
-            captions = [c for c in table.children if isinstance(c, nodes.caption)]
-            for caption in captions:
-                table.remove(caption)
-            table.children[0:0] = captions
             for child in table.children:
                 child.parent = table
             figure.replace_self(table)
