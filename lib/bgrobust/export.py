@@ -4,7 +4,8 @@ Features of any extractor and setting (one row per crop) go out with the crop ta
 says which crop each row is (strain, ORF, plate, well, field, position, class, setting,
 ...), in two formats:
 
-* **AnnData** (``.h5ad``, :func:`write_h5ad`): ``X`` holds the features (float32), ``obs``
+* **AnnData** (``.h5ad``, :func:`write_h5ad`; needs the ``export`` extra,
+  ``pip install -e ".[export]"``: anndata 0.12 requires pandas < 3): ``X`` holds the features (float32), ``obs``
   the crop table, ``var`` the feature names and ``uns["bgrobust"]`` what made them
   (extractor, layer, pooling, setting, profile: any JSON-able mapping).  Read it with
   ``anndata.read_h5ad`` or ``scanpy.read_h5ad``.
@@ -170,6 +171,17 @@ def _plain_obs(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- AnnData
+def _anndata():
+    """Import anndata, or say how to install it."""
+    try:
+        import anndata
+    except ImportError:
+        raise ImportError("bgrobust.export: AnnData output needs the anndata package: "
+                          "pip install -c constraints.txt -e \".[export]\" (anndata 0.12 requires "
+                          "pandas < 3); write_parquet needs nothing more") from None
+    return anndata
+
+
 def to_anndata(features, obs: pd.DataFrame, *, var_names: Sequence[str] | None = None,
                metadata: Mapping | None = None):
     """Features and their crop table as an :class:`anndata.AnnData`.
@@ -199,12 +211,11 @@ def to_anndata(features, obs: pd.DataFrame, *, var_names: Sequence[str] | None =
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> adata = to_anndata(np.ones((2, 3)), pd.DataFrame({"strain": ["a", "b"]}), metadata={"setting": "base"})
-    >>> adata.shape, list(adata.obs.columns), adata.uns["bgrobust"]["setting"]
+    >>> adata = to_anndata(np.ones((2, 3)), pd.DataFrame({"strain": ["a", "b"]}), metadata={"setting": "base"})  # doctest: +SKIP
+    >>> adata.shape, list(adata.obs.columns), adata.uns["bgrobust"]["setting"]  # doctest: +SKIP
     ((2, 3), ['strain'], 'base')
     """
-    import anndata
-
+    anndata = _anndata()
     arr, table, names = _check(features, obs, var_names, "to_anndata")
     meta = _metadata(metadata, "to_anndata")
     table = _plain_obs(table)
@@ -233,8 +244,8 @@ def write_h5ad(path, features, obs: pd.DataFrame, *, var_names: Sequence[str] | 
     Examples
     --------
     >>> import tempfile, numpy as np, pandas as pd
-    >>> path = write_h5ad(Path(tempfile.mkdtemp()) / "f.h5ad", np.eye(2), pd.DataFrame({"plate": [1, 2]}))
-    >>> read_h5ad(path).obs["plate"].tolist()
+    >>> path = write_h5ad(Path(tempfile.mkdtemp()) / "f.h5ad", np.eye(2), pd.DataFrame({"plate": [1, 2]}))  # doctest: +SKIP
+    >>> read_h5ad(path).obs["plate"].tolist()  # doctest: +SKIP
     [1, 2]
     """
     path = Path(path)
@@ -261,11 +272,10 @@ def read_h5ad(path) -> Exported:
     FileNotFoundError
         If ``path`` does not exist.
     """
-    import anndata
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"read_h5ad: {path} does not exist")
+    anndata = _anndata()
     adata = anndata.read_h5ad(path)
     x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
     meta = adata.uns.get(UNS_KEY, {})
