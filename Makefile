@@ -3,6 +3,7 @@
 # On a fresh machine (Python >= 3.11 as python3, network access to PyPI):
 #     make book      # install, execute the notebooks (PROFILE=demo), build the HTML
 #     make test      # install, run the test suite
+#     make lab       # install the lab extra too and open the chapters in JupyterLab
 #
 # Variables: PROFILE=ci|demo|paper, NB="01_dataset ..." (only these notebooks),
 # ARGS="..." (passed on to the runner / pytest / the benchmarks), VENV=.venv.
@@ -16,15 +17,17 @@ ARGS    ?=
 PY      := $(VENV)/bin/python
 JB      := $(VENV)/bin/jupyter-book
 STAMP   := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
 
 .DEFAULT_GOAL := help
-.PHONY: help install notebooks book test bench clean distclean
+.PHONY: help install notebooks book test bench lab clean distclean
 
 help:
 	@echo "make book      execute the notebooks (PROFILE=$(PROFILE)) and build the HTML book"
 	@echo "make test      run the test suite"
 	@echo "make notebooks execute the notebooks only (NB=01_dataset for one, ARGS=... for the runner)"
 	@echo "make bench     run benchmarks/run_all.py"
+	@echo "make lab       open the chapters (notebooks/*.md) in JupyterLab; each runs the demo as it stands"
 	@echo "make install   create $(VENV) and install the project (done by the targets above)"
 	@echo "make clean     remove the built book and the executed notebooks"
 	@echo "make distclean also remove runs/ and $(VENV)"
@@ -47,6 +50,17 @@ book: notebooks
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+# JupyterLab with jupytext: a double-click on notebooks/NN_name.md opens it as a notebook
+# (paired with a git-ignored notebooks/NN_name.ipynb, see jupytext.toml); its parameters
+# cell holds the demo profile's values.  ARGS go to `jupyter lab` (e.g. ARGS=--no-browser).
+$(LAB_STAMP): $(STAMP) pyproject.toml constraints.txt postBuild
+	$(PY) -m pip install -q -c constraints.txt -e ".[book,test,lab]"
+	PYTHON=$(PY) bash postBuild --settings-only
+	touch $@
+
+lab: $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(ARGS)
 
 bench: $(STAMP)
 	@test -f benchmarks/run_all.py || { echo "benchmarks/run_all.py does not exist (yet)" >&2; exit 1; }

@@ -37,6 +37,7 @@ def built_book(tmp_path_factory):
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(BOOK, root / "book",
                     ignore=shutil.ignore_patterns("*.ipynb", "figures", ".ipynb_checkpoints"))
+    assert (root / "book" / "references.bib").is_file(), "the bibliography did not travel with the pages"
     rc = runbook.main(["--profile", "ci", "--out", str(root / "book"), "--force"])
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jupyter_book), "build", str(root), "-W", "-n", "--keep-going"],
@@ -63,6 +64,52 @@ def test_book_builds_without_warnings(built_book):
     assert (html / "book" / "intro.html").exists()
     for src in runbook.find_sources():
         assert (html / "book" / f"{src.stem}.html").exists(), f"no page for {src.stem}"
+
+
+def _outputs(root, stem):
+    nb = nbformat.read(root / "book" / f"{stem}.ipynb", as_version=4)
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+
+
+def test_no_page_has_stderr_output(built_book):
+    """Progress bars, the TqdmWarning and warnings' file paths stay off the pages."""
+    root, rc, _ = built_book
+    assert rc == 0
+    for src in runbook.find_sources():
+        stderr = [o.text[:200] for o in _outputs(root, src.stem) if o.get("name") == "stderr"]
+        assert not stderr, f"{src.stem} has stderr output on its page: {stderr[:3]}"
+        text = "".join(o.get("text", "") for o in _outputs(root, src.stem))
+        assert str(ROOT / ".venv") not in text and "/tmp/ipykernel_" not in text, src.stem
+
+
+def test_every_figure_is_on_its_page_once(built_book):
+    """A glued figure is not also shown by the inline backend at the end of its cell."""
+    import hashlib
+
+    root, rc, _ = built_book
+    assert rc == 0
+    for src in runbook.find_sources():
+        images = [hashlib.sha1(data.encode()).hexdigest() for o in _outputs(root, src.stem)
+                  for key, data in o.get("data", {}).items() if key.endswith("image/png")]
+        twice = len(images) - len(set(images))
+        assert images and not twice, f"{src.stem}: {twice} figure(s) stored twice among {len(images)}"
+
+
+def test_tables_are_numbered_as_tables_and_the_api_reference_is_built(built_book):
+    import re
+
+    root, rc, proc = built_book
+    assert rc == 0 and proc is not None and proc.returncode == 0
+    html = root / "_build" / "html" / "book"
+    page = (html / "04_five_experiments.html").read_text()
+    table1 = re.search(r'<figure class="bg-table[^"]*" id="tab-table1">.*?caption-number">([^<]*)<', page, re.S)
+    assert table1 and table1.group(1).startswith("Table "), "Table 1 is not numbered as a table"
+    figure = re.search(r'<figure[^>]* id="fig-2">.*?caption-number">([^<]*)<', page, re.S)
+    assert figure and figure.group(1).startswith("Fig. ")
+    api = (html / "api.html").read_text()
+    assert 'id="bgrobust.export.write_h5ad"' in api and 'id="bgrobust.settings.generate_settings"' in api
+    intro = (html / "intro.html").read_text()
+    assert "Gupta <em>et al.</em>, 2025" in intro, "the paper is not cited from the bibliography"
 
 
 def test_chapter_1_without_real_crops_says_what_it_needs(tmp_path):

@@ -72,12 +72,67 @@ def test_environment_yml_uses_the_same_version_bounds():
     assert not differ, f"version bounds differ (pyproject, environment.yml): {differ}"
 
 
-def test_environment_yml_channel_python_and_editable_install():
+def test_environment_yml_channel_python_and_no_editable_install():
+    """Binder creates the environment before it copies the repository: `-e .` there fails."""
     env = environment()
     assert env["channels"] == ["conda-forge"]
     assert "python=3.11" in env["dependencies"] and "pip" in env["dependencies"]
     pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
-    assert pip_sections == [["-e ."]]
+    assert not any("-e ." in " ".join(section) for section in pip_sections)
+
+
+def test_postbuild_installs_the_library_and_opens_md_as_notebooks(tmp_path):
+    """postBuild (run by Binder and by conda users) installs the package without touching the
+    environment's dependencies, and sets JupyterLab to open notebooks/*.md with jupytext."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    text = (ROOT / "postBuild").read_text()
+    assert os.access(ROOT / "postBuild", os.X_OK), "postBuild must be executable (Binder runs it as is)"
+    assert '-m pip install --no-deps -e .' in text
+    # run the settings part against a scratch prefix: a venv-like python whose sys.prefix is tmp_path
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nsys.prefix = {str(tmp_path)!r}\nexec(sys.stdin.read())\n")
+    fake.chmod(0o755)
+    settings = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"other-plugin": {"x": 1}}))
+    proc = subprocess.run(["bash", str(ROOT / "postBuild"), "--settings-only"], env={**os.environ, "PYTHON": str(fake)},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(settings.read_text())
+    assert got["other-plugin"] == {"x": 1}, "postBuild dropped existing JupyterLab settings"
+    assert got["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["markdown"] == "Jupytext Notebook"
+
+
+def test_lab_extra_and_make_lab():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lab = {normalise(Requirement(r).name) for r in project["optional-dependencies"]["lab"]}
+    assert {"jupyterlab", "jupytext"} <= lab
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lab:", makefile, re.M) and '".[book,test,lab]"' in makefile
+
+
+@pytest.mark.parametrize("name", ["anndata", "pyarrow", "jupyterlab", "sphinxcontrib-bibtex"])
+def test_constraints_pin_the_export_book_and_lab_packages(name):
+    pins = constraints()
+    assert name in pins and str(pins[name].specifier).startswith("=="), f"constraints.txt does not pin {name}"
+    declared = pip_requirements()
+    assert Requirement(f"{name}{declared[name]}").specifier.contains(str(pins[name].specifier)[2:]), (
+        f"the pin of {name} is outside pyproject's bounds")
+
+
+def test_license_and_citation_files():
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("MIT License")
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "MIT"
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    assert cff["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    (paper,) = [r for r in cff["references"] if "Background Cells" in r["title"]]
+    assert [a["family-names"] for a in paper["authors"]] == ["Gupta", "Moses", "Lu"]
 
 
 @pytest.mark.parametrize("name", ["torch", "jupyter-book"])

@@ -7,6 +7,7 @@ print, so one execution takes about a second.
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -372,3 +373,129 @@ def test_editing_a_manifest_or_one_of_its_images_in_place_reruns(data_project):
     text = (data / "my_manifest.csv").read_text()
     (data / "my_manifest.csv").write_text(text.replace("A01", "B02"))  # the manifest itself
     assert plans(project, overrides, only=["04_manifest"])["04_manifest"].digest not in (first, second)
+
+
+# ----------------------------------------------------------------- notebooks opened in Jupyter
+@pytest.mark.parametrize("src", runbook.find_sources(), ids=lambda p: p.stem)
+def test_parameters_cell_holds_the_demo_values(src):
+    """Opened in Jupyter (no runner), a chapter runs exactly what the demo profile runs."""
+    import ast
+
+    declared = runbook.declared_parameters(runbook.read_source(src))
+    injected = runbook.resolve_parameters(src.stem, declared, runbook.load_profile("demo"))
+    differ = {k: (declared[k], v) for k, v in injected.items() if ast.literal_eval(declared[k]) != v}
+    assert not differ, f"{src.name}: parameters cell (cell value, params/demo.yml value) differ: {differ}"
+
+
+def _save_from_jupyter(path: Path, root: Path) -> None:
+    """Do what Jupyter with jupytext does when a user opens ``path`` and saves it: the
+    notebook gains a kernel display name, language_info, the pairing, cell ids, outputs and
+    editor metadata, and is written back through the project's jupytext.toml."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+    import jupytext
+
+    config = load_jupytext_configuration_file(find_jupytext_configuration_file(str(path.parent)))
+    assert Path(find_jupytext_configuration_file(str(path.parent))).parent == root
+    nb = jupytext.read(path)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.9", "mimetype": "text/x-python"}
+    nb.metadata.setdefault("jupytext", {})["formats"] = "notebooks///md:myst,notebooks///ipynb"
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+        cell.metadata["jupyter"] = {"source_hidden": True}
+        if cell.cell_type == "code":
+            cell.execution_count = i + 1
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
+            cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00.000Z"}
+            cell.metadata["scrolled"] = True
+    path.write_text(jupytext.writes(nb, fmt={"extension": ".md", "format_name": "myst"}, config=config))
+
+
+def test_saving_a_chapter_from_jupyter_leaves_the_input_hash_unchanged(tmp_path):
+    from bgrobust.paths import NOTEBOOKS, ROOT
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    src = tmp_path / "notebooks" / "02_layer_selection.md"
+    shutil.copy(NOTEBOOKS / src.name, src)
+    params, lib = {"profile": "demo", "seed": 0}, "lib-v1"
+    before = runbook.input_hash(src, params, "demo", lib)
+    original = src.read_text()
+
+    _save_from_jupyter(src, tmp_path)
+    assert runbook.input_hash(src, params, "demo", lib) == before
+    changed = [line for line in set(src.read_text().splitlines()) ^ set(original.splitlines())]
+    assert all("display_name" in line for line in changed), f"saving rewrote more than the kernel name: {changed}"
+
+    # ... while an edit of a cell (here: one parameter) does change it
+    src.write_text(src.read_text().replace("seed = 0", "seed = 1", 1))
+    assert runbook.input_hash(src, params, "demo", lib) != before
+
+
+def test_jupytext_toml_pairs_the_sources_with_ipynb_that_git_ignores():
+    from jupytext.config import load_jupytext_configuration_file
+    from bgrobust.paths import ROOT
+
+    config = load_jupytext_configuration_file(str(ROOT / "jupytext.toml"))
+    formats = ",".join([config.formats] if isinstance(config.formats, str) else config.formats)
+    assert set(formats.split(",")) == {"notebooks///md:myst", "notebooks///ipynb"}
+    assert "notebooks/*.ipynb" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+KERNEL_NB = (
+    "# Kernel\n",
+    code("seed = 1", "parameters"),
+    code("""
+        import warnings
+        from tqdm.auto import tqdm
+        import matplotlib.pyplot as plt
+        from myst_nb import glue
+        total = sum(i for i in tqdm(range(50), desc="looping"))
+        total += sum(i for i in tqdm(range(50), desc="explicit", disable=False))
+        warnings.warn("only 3 crops in one set")
+        fig, ax = plt.subplots()
+        ax.plot([0, seed])
+        glue("fig_once", fig, display=False)
+        print("total", total)
+        """),
+)
+
+
+def test_pages_show_no_progress_bars_no_tqdm_warning_and_each_figure_once(project, library):
+    src, _, out = project
+    write_notebook(src / "05_kernel.md", *KERNEL_NB)
+    assert run(project, "--only", "05_kernel") == 0
+    nb = nbformat.read(out / "05_kernel.ipynb", as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    stderr = [o.text for o in outputs if o.get("name") == "stderr"]
+    assert not stderr, f"stderr on the page: {stderr}"
+    assert "total 2450" in outputs_text(nb)
+    assert "UserWarning: only 3 crops in one set" in outputs_text(nb)   # the warning, as one line of text
+    images = [k for o in outputs for k in o.get("data", {}) if k.endswith("image/png")]
+    assert images == ["application/papermill.record/image/png"], images   # the glued figure, once
+
+
+def test_saving_through_jupyters_contents_manager_keeps_the_input_hash(tmp_path):
+    """The same, through the contents manager Jupyter itself uses (needs the lab extra)."""
+    pytest.importorskip("jupyter_server")
+    from jupytext import TextFileContentsManager
+    from bgrobust.paths import NOTEBOOKS, ROOT
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    src = tmp_path / "notebooks" / "02_layer_selection.md"
+    shutil.copy(NOTEBOOKS / src.name, src)
+    before = runbook.input_hash(src, {}, "demo", "lib-v1")
+    cm = TextFileContentsManager(root_dir=str(tmp_path))
+    model = cm.get("notebooks/02_layer_selection.md")
+    nb = model["content"]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.9"}
+    for i, cell in enumerate(nb.cells):
+        cell.metadata["jupyter"] = {"outputs_hidden": True}
+        if cell.cell_type == "code":
+            cell.execution_count = i + 1
+            cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
+    cm.save(model, "notebooks/02_layer_selection.md")
+    assert (tmp_path / "notebooks" / "02_layer_selection.ipynb").is_file(), "the pairing wrote no .ipynb"
+    assert runbook.input_hash(src, {}, "demo", "lib-v1") == before

@@ -80,6 +80,46 @@ KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language":
 KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 #: Tags that already hide or remove a cell's input on the page.
 _HIDING_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+#: Cell metadata that Jupyter and its extensions write while a notebook is open (ids, folding,
+#: scrolling, execution times, slide types); none of it changes a page, so none of it is part of
+#: the input hash (:func:`canonical_source`).
+EDITOR_CELL_METADATA = frozenset({"id", "collapsed", "scrolled", "jupyter", "execution", "editable",
+                                  "deletable", "slideshow", "trusted", "ExecuteTime", "vscode"})
+#: Environment of the kernels the runner starts: progress bars off (a page is not a terminal;
+#: the runner prints which chapter runs and for how long).
+KERNEL_ENV = {"TQDM_DISABLE": "1"}
+#: Code every kernel the runner starts runs before the notebook (IPython ``exec_lines``), so
+#: that a page shows results, not a terminal:
+#:
+#: * figures are shown where a notebook displays or glues them, never a second time by the
+#:   inline backend at the end of the cell;
+#: * ``tqdm.auto`` progress bars are off (also those created with an explicit ``disable=``),
+#:   and ``tqdm.auto`` is imported without its warning that ipywidgets is missing;
+#: * a warning is one line of text in the cell's output, ``UserWarning: message``, instead
+#:   of a stderr block naming the kernel's temporary file and source line.
+#:
+#: Opened in Jupyter instead, a notebook keeps Jupyter's behaviour (figures at the end of
+#: each cell, progress bars, warnings on stderr).
+KERNEL_STARTUP = """\
+import sys as _bgr_sys, warnings as _bgr_warnings
+import matplotlib.pyplot as _bgr_plt
+_bgr_plt.close(_bgr_plt.figure())  # loads the inline backend, which turns interactive mode on
+_bgr_plt.ioff()
+with _bgr_warnings.catch_warnings():
+    _bgr_warnings.simplefilter("ignore")
+    import tqdm.auto as _bgr_auto, tqdm.std as _bgr_std
+class _bgr_quiet_tqdm(_bgr_std.tqdm):
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+def _bgr_trange(*args, **kwargs):
+    return _bgr_quiet_tqdm(range(*args), **kwargs)
+_bgr_auto.tqdm, _bgr_auto.trange = _bgr_quiet_tqdm, _bgr_trange
+def _bgr_showwarning(message, category, filename, lineno, file=None, line=None):
+    print(f"{category.__name__}: {message}", file=_bgr_sys.stdout)
+_bgr_warnings.showwarning = _bgr_showwarning
+del _bgr_plt, _bgr_auto
+"""
 
 
 class RunbookError(Exception):
@@ -184,6 +224,44 @@ def read_source(src: Path) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = dict(KERNEL)
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
+
+
+def canonical_source(src: Path) -> bytes:
+    """What of a notebook source decides its page, as bytes for :func:`input_hash`.
+
+    The cells in order, each with its type, text and metadata, as sorted JSON; left out
+    are the notebook's header (jupytext version, kernel display name, pairing: the runner
+    sets the kernel itself) and the cell metadata an editor writes
+    (:data:`EDITOR_CELL_METADATA`).  So opening a chapter in Jupyter and saving it
+    unchanged, which rewrites the header, does not make the runner run it again; editing
+    a cell's text or tags does.
+
+    Parameters
+    ----------
+    src : Path
+        A jupytext source (``notebooks/NN_name.md``).
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> cell = "```{code-cell} ipython3\\nx = 1\\n```\\n"
+    >>> a, b = folder / "a.md", folder / "b.md"
+    >>> _ = a.write_text("---\\njupytext:\\n  text_representation: {extension: .md, format_name: myst}\\n---\\n" + cell)
+    >>> _ = b.write_text("---\\njupytext:\\n  text_representation: {extension: .md, format_name: myst,"
+    ...                  " jupytext_version: 1.19.6}\\n---\\n" + cell)
+    >>> canonical_source(a) == canonical_source(b)
+    True
+    """
+    nb = jupytext.read(src)
+    cells = [{"type": cell.cell_type, "source": cell.source,
+              "metadata": {k: v for k, v in cell.metadata.items() if k not in EDITOR_CELL_METADATA}}
+             for cell in nb.cells]
+    return json.dumps(cells, sort_keys=True, ensure_ascii=False, default=str).encode()
 
 
 def declared_parameters(nb: nbformat.NotebookNode) -> dict[str, str]:
@@ -364,7 +442,8 @@ def input_hash(source: bytes | Path, params: Mapping[str, Any], profile: str, li
     Parameters
     ----------
     source : bytes or Path
-        The notebook source (its bytes, or the file).
+        The notebook source: bytes as they are, or a file, read as
+        :func:`canonical_source` (its cells, not its header).
     params : mapping
         The final parameters, serialised as sorted JSON, and the contents of the files
         their path parameters point to (:func:`input_files`).
@@ -378,7 +457,7 @@ def input_hash(source: bytes | Path, params: Mapping[str, Any], profile: str, li
     str
         A 16-hex-digit digest.
     """
-    data = Path(source).read_bytes() if isinstance(source, Path) else bytes(source)
+    data = canonical_source(Path(source)) if isinstance(source, Path) else bytes(source)
     h = hashlib.sha256()
     files = json.dumps(input_files(params), sort_keys=True).encode()
     for part in (data, json.dumps(params, sort_keys=True, default=str).encode(),
@@ -471,7 +550,8 @@ def run_notebook(src: Path, out: Path, params: Mapping[str, Any], *, profile: st
     """Execute one notebook source into ``out``.
 
     The kernel runs in ``cwd`` (default: ``out``'s folder) with ``BGROBUST_PROFILE``
-    set.  The output is written under a temporary name and renamed into place only on
+    and :data:`KERNEL_ENV` set, and runs :data:`KERNEL_STARTUP` first.  The output is
+    written under a temporary name and renamed into place only on
     success; a stale ``NAME.failed.ipynb`` is then removed.
 
     Parameters
@@ -516,11 +596,12 @@ def run_notebook(src: Path, out: Path, params: Mapping[str, Any], *, profile: st
         threads = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
         # every chapter shares the book's run folder, whatever the kernel's working directory
         runs = {RUNS_ENV: os.environ.get(RUNS_ENV) or str(ROOT / "runs")}
-        with _environ(**{PROFILE_ENV: profile}, **threads, **runs):
+        with _environ(**{PROFILE_ENV: profile}, **threads, **KERNEL_ENV, **runs):
             nb = pm.execute_notebook(
                 read_source(src), str(tmp), parameters=dict(params), kernel_name=KERNEL["name"],
                 language="python", cwd=str(cwd), progress_bar=False, log_output=False,
-                execution_timeout=timeout, config=KERNEL_CONFIG)
+                execution_timeout=timeout, config=KERNEL_CONFIG,
+                extra_arguments=[f"--IPKernelApp.exec_lines={KERNEL_STARTUP}"])
     except Exception as exc:  # noqa: BLE001 - any failure leaves the same traces
         partial = _read_partial(tmp) if tmp.exists() else None
         error = _failure(src.stem, partial, exc)
