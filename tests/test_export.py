@@ -8,7 +8,7 @@ import pytest
 
 from bgrobust import export
 from bgrobust.constraints import ParameterError
-from bgrobust.paths import SHARED_DATA
+from conftest import SHARED_DATA
 from bgrobust.tables import read_paper_results
 
 

@@ -7,7 +7,7 @@ from conftest import ROOT
 ORDER = ["vocabulary", "constraints", "cache", "paths", "profiles", "devices", "published", "screen", "_segment_gfp", "segment",
          "synth", "io", "crops", "dataset", "imageops", "models", "train", "features", "vae", "baselines",
          "settings", "extractors", "classify", "layers", "tables", "claims", "experiments", "platecontrol", "proportions",
-         "robustness", "plots", "runbook"]
+         "robustness", "plots", "export", "sphinxext", "runbook"]
 LIB = ROOT / "lib" / "bgrobust"
 
 

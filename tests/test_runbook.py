@@ -382,8 +382,15 @@ def test_parameters_cell_holds_the_demo_values(src):
     import ast
 
     declared = runbook.declared_parameters(runbook.read_source(src))
-    injected = runbook.resolve_parameters(src.stem, declared, runbook.load_profile("demo"))
-    differ = {k: (declared[k], v) for k, v in injected.items() if ast.literal_eval(declared[k]) != v}
+    injected = runbook.resolve_parameters(src.stem, declared, profiles.load_profile("demo", runbook.PARAMS))
+
+    def cell_value(k):   # a relative path in a cell is read from the kernel's folder, book/
+        v = ast.literal_eval(declared[k])
+        if profiles.is_path_parameter(k) and isinstance(v, str) and v:
+            return os.path.normpath(runbook.BOOK / v)
+        return v
+
+    differ = {k: (declared[k], v) for k, v in injected.items() if cell_value(k) != v}
     assert not differ, f"{src.name}: parameters cell (cell value, params/demo.yml value) differ: {differ}"
 
 
@@ -412,7 +419,7 @@ def _save_from_jupyter(path: Path, root: Path) -> None:
 
 
 def test_saving_a_chapter_from_jupyter_leaves_the_input_hash_unchanged(tmp_path):
-    from bgrobust.paths import NOTEBOOKS, ROOT
+    from bgrobust.runbook import NOTEBOOKS, ROOT
 
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
@@ -434,7 +441,7 @@ def test_saving_a_chapter_from_jupyter_leaves_the_input_hash_unchanged(tmp_path)
 
 def test_jupytext_toml_pairs_the_sources_with_ipynb_that_git_ignores():
     from jupytext.config import load_jupytext_configuration_file
-    from bgrobust.paths import ROOT
+    from bgrobust.runbook import ROOT
 
     config = load_jupytext_configuration_file(str(ROOT / "jupytext.toml"))
     formats = ",".join([config.formats] if isinstance(config.formats, str) else config.formats)
@@ -479,7 +486,7 @@ def test_saving_through_jupyters_contents_manager_keeps_the_input_hash(tmp_path)
     """The same, through the contents manager Jupyter itself uses (needs the lab extra)."""
     pytest.importorskip("jupyter_server")
     from jupytext import TextFileContentsManager
-    from bgrobust.paths import NOTEBOOKS, ROOT
+    from bgrobust.runbook import NOTEBOOKS, ROOT
 
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")

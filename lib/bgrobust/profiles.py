@@ -37,7 +37,7 @@ class ProfileError(ValueError):
 
 def profiles_dir() -> Path:
     """The folder profiles are read from (``$BGROBUST_PROFILES``, else the packaged ``params/``)."""
-    return Path(os.environ.get(PROFILES_ENV) or Path(__file__).parent / "params")
+    return Path(os.environ.get(PROFILES_ENV) or (Path(__file__).parent / "params").resolve())
 
 
 @dataclass(frozen=True)
