@@ -63,6 +63,7 @@ from tqdm.auto import tqdm
 from .cache import array_digest, atomic_dir, clean_stale_once, code_key, content_key, read_checked, state_digest
 from .crops import CropSet
 from .devices import resolve_device
+from .models.fold import fold_batchnorm
 from .models.preprocess import five_crop_offsets, five_crops
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 
@@ -191,9 +192,15 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _inference_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode copy in channels-last layout (about 1.5-2x faster on CPU); ``model`` is untouched."""
-    return copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+def _inference_copy(model: nn.Module, layers: Sequence[str] = (), fold_bn: bool = True) -> nn.Module:
+    """An eval-mode copy in channels-last layout (about 1.5-2x faster on CPU), with every
+    Conv -> BatchNorm pair folded into one convolution unless its convolution output is one of
+    ``layers`` (:func:`bgrobust.models.fold.fold_batchnorm`; same features within ~1e-6);
+    ``model`` is untouched."""
+    net = copy.deepcopy(model).eval()
+    if fold_bn:
+        fold_batchnorm(net, keep=layers)
+    return net.to(memory_format=torch.channels_last)
 
 
 def centre_weights(height: int, width: int, centre_sigma: float = CENTRE_SIGMA) -> np.ndarray:
@@ -399,7 +406,7 @@ def extract_layers(
 
     if todo:
         n = len(arr)
-        net = _inference_copy(model).to(dev)
+        net = _inference_copy(model, todo).to(dev)
         chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in todo}
         with torch.inference_mode():
             starts = range(0, max(n, 1), batch_size)
