@@ -282,3 +282,81 @@ def test_no_stray_warnings_for_easy_tasks():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate_pairs(f, SMALL, classes=FOUR, progress=False)
+
+
+# --------------------------------------------------------------------------- direct libsvm backend
+
+
+def _network_features(n=100, seed=0, classes=FOUR):
+    """Max-pooled features of a random PIFiA (width 0.25) on class-dependent random crops:
+    non-negative, correlated, 64-d, with overlapping classes (what the SVM grid sees)."""
+    import torch
+
+    from bgrobust.models import build
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build("pifia", width=0.25, random_state=seed, n_classes=15).eval()
+    out = {}
+    with torch.inference_mode():
+        for i, c in enumerate(classes):
+            x = rng.normal(0, 1, (n, 1, 64, 64)).astype(np.float32)
+            x[:, 0, 16 + 4 * i:40 + 4 * i, 20:44] += 0.5  # a weak class signal
+            z = model.features(torch.from_numpy(x), "conv8")
+            out[c] = z.amax(dim=(2, 3)).double().numpy()
+    return out
+
+
+@pytest.mark.parametrize("n, scale, max_iter", [(100, False, 100000), (37, False, 100000),
+                                                (100, True, 100000), (100, False, 50)])
+def test_libsvm_backend_is_bit_identical_to_sklearn(n, scale, max_iter):
+    f = _network_features()
+    fast = SVMProtocol(n_per_class=n, scale=scale, max_iter=max_iter)
+    slow = SVMProtocol(n_per_class=n, scale=scale, max_iter=max_iter, backend="sklearn")
+    assert fast.backend == "libsvm" and SVMProtocol().backend == "libsvm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = evaluate_pairs(f, fast, classes=FOUR, progress=False)
+        b = evaluate_pairs(f, slow, classes=FOUR, progress=False)
+        pa = classify.pairwise_predictions(f["actin"], f["ER"], fast)
+        pb = classify.pairwise_predictions(f["actin"], f["ER"], slow)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    np.testing.assert_array_equal(pa, pb)
+    assert a["Accuracy"].nunique() > 1 and 0.5 < a["Accuracy"].min() < 1.0  # not a trivial task
+
+
+def test_libsvm_backend_counts_the_same_stopped_fits():
+    f = _network_features(n=40)
+    counts = []
+    for backend in classify.BACKENDS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            counts.append(classify._cv(f["actin"][:40], f["ER"][:40],
+                                       SVMProtocol(n_per_class=40, max_iter=5, backend=backend)))
+    assert counts[0] == counts[1] and counts[0][2] > 0
+
+
+def test_libsvm_fit_predict_matches_svc_for_other_kernels():
+    from bgrobust._libsvm import fit_predict
+
+    f = _network_features(n=30)
+    X = np.vstack([f["actin"], f["Golgi"]])
+    y = np.repeat([3, 7], 30)  # labels other than 0/1 come back as given
+    for kernel in ("rbf", "poly", "sigmoid"):
+        svc = SVC(kernel=kernel, random_state=42)
+        pred, _ = fit_predict(svc, X[::2], y[::2], X[1::2])
+        np.testing.assert_array_equal(pred, SVC(kernel=kernel, random_state=42).fit(X[::2], y[::2]).predict(X[1::2]))
+
+
+def test_libsvm_fit_predict_rejects_what_it_does_not_reproduce():
+    from bgrobust._libsvm import fit_predict
+
+    X, y = np.eye(4), np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="precomputed"):
+        fit_predict(SVC(kernel="precomputed"), X, y, X)
+    with pytest.raises(ValueError, match="class_weight"):
+        fit_predict(SVC(class_weight="balanced"), X, y, X)
+    with pytest.raises(ValueError, match="two classes"):
+        fit_predict(SVC(), X, np.zeros(4), X)
+    with pytest.raises(ValueError, match="backend"):
+        SVMProtocol(backend="liblinear")

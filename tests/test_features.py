@@ -155,8 +155,10 @@ def test_extract_layers_equals_per_layer_extract(nets, crops, name):
     together = FE.extract_layers(model, crops[:3], layers, "mean", progress=False)
     assert list(together) == layers
     for layer in layers:
-        np.testing.assert_array_equal(together[layer],
-                                      FE.extract(model, crops[:3], layer, "mean", progress=False), err_msg=layer)
+        # Requesting a "_prebn" layer keeps its Conv -> BN pair unfolded (models.fold), so the
+        # one-pass and the per-layer runs may fold different pairs: equal up to float rounding.
+        single = FE.extract(model, crops[:3], layer, "mean", progress=False)
+        np.testing.assert_allclose(together[layer], single, rtol=1e-5, atol=1e-5, err_msg=layer)
 
 
 def test_extract_layers_runs_one_pass_per_batch(nets, crops):

@@ -599,3 +599,82 @@ def test_pci_keras_h5_round_trip(tmp_path):
         convert.pci_from_keras_h5(tmp_path / "scrambled.h5")
     state = convert.pci_from_keras_h5(tmp_path / "scrambled.h5", bn_layers=scrambled)
     _assert_state_equal(state, model.state_dict())
+
+
+# --------------------------------------------------------------------------- batch-norm folding
+
+
+def _with_random_bn(name, seed=0):
+    """A width-0.25 model whose BatchNorms have non-trivial statistics and affine parameters."""
+    from bgrobust.models import build
+
+    kwargs = {} if name == "pci" else {"n_classes": 15}
+    model = build(name, width=0.25, random_state=seed, **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(c, generator=g) * 2 + 0.1)
+                m.weight.copy_(torch.randn(c, generator=g))
+                m.bias.copy_(torch.randn(c, generator=g) * 0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["pifia", "pci", "deeploc"])
+def test_fold_batchnorm_keeps_features_within_1e5(name):
+    import copy
+
+    from bgrobust.models import get_spec
+    from bgrobust.models.fold import fold_batchnorm
+
+    spec = get_spec(name)
+    model = _with_random_bn(name)
+    x = torch.randn(4, len(spec.input_channels), spec.input_size, spec.input_size,
+                    generator=torch.Generator().manual_seed(1))
+    folded = copy.deepcopy(model)
+    names = fold_batchnorm(folded, keep=[spec.paper_layer])
+    with torch.inference_mode():
+        ref, out = model.features(x, spec.paper_layer), folded.features(x, spec.paper_layer)
+    assert ref.abs().max() > 0.1  # the check is not on an all-zero map
+    assert (out - ref).abs().max() < 1e-5
+    if name == "pci":
+        assert names == []  # Conv -> ReLU -> BN: nothing to fold
+    else:
+        assert len(names) == 8 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()
+                                           if m is not getattr(folded, "bn_final", None))
+
+
+def test_fold_batchnorm_keeps_a_requested_prebn_layer_and_refuses_training_mode():
+    import copy
+
+    from bgrobust.models.fold import fold_batchnorm
+
+    model = _with_random_bn("pifia")
+    x = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    folded = copy.deepcopy(model)
+    names = fold_batchnorm(folded, keep=["conv3_prebn"])
+    assert "conv3" not in names and len(names) == 7
+    with torch.inference_mode():
+        assert (folded.features(x, "conv3_prebn") - model.features(x, "conv3_prebn")).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="training mode"):
+        fold_batchnorm(copy.deepcopy(model).train())
+
+
+@pytest.mark.parametrize("name", ["pifia", "deeploc"])
+def test_extract_with_folded_batchnorm_equals_unfolded(name, monkeypatch):
+    import numpy as np
+
+    from bgrobust import features as FE
+    from bgrobust.models import get_spec
+
+    model = _with_random_bn(name)
+    crops = np.random.default_rng(0).integers(0, 4000, (6, 3, 64, 64)).astype(np.uint16)
+    layer = get_spec(name).paper_layer
+    fast = FE.extract(model, crops, progress=False)
+    unfolded = FE._inference_copy
+    monkeypatch.setattr(FE, "_inference_copy", lambda m, layers=(), fold_bn=True: unfolded(m, layers, False))
+    slow = FE.extract(model, crops, progress=False)
+    assert np.abs(slow).max() > 0.1 and np.abs(fast - slow).max() < 1e-5, layer
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the model itself is untouched

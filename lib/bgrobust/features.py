@@ -63,9 +63,15 @@ from tqdm.auto import tqdm
 from .cache import array_digest, atomic_dir, clean_stale_once, code_key, content_key, read_checked, state_digest
 from .crops import CropSet
 from .devices import resolve_device
+from .models.fold import fold_batchnorm
 from .models.preprocess import five_crop_offsets, five_crops
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 from .vocabulary import CHANNELS
+
+#: Default crops per forward pass of :func:`extract_layers`, per model: the fastest of 32, 64
+#: and 128 at width 0.25 on 2 CPU cores with batch-norm folding (``benchmarks/bench_extract.py``:
+#: PCI and DeepLoc 1.5x faster at 32 than at 64; PIFiA fastest at 64).
+EXTRACT_BATCH_SIZES = {"pifia": 64, "pci": 32, "deeploc": 32}
 
 __all__ = ["POOLINGS", "extract", "extract_layers", "feature_key",
            "centre_weights"]
@@ -197,9 +203,15 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _inference_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode copy in channels-last layout (about 1.5-2x faster on CPU); ``model`` is untouched."""
-    return copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+def _inference_copy(model: nn.Module, layers: Sequence[str] = (), fold_bn: bool = True) -> nn.Module:
+    """An eval-mode copy in channels-last layout (about 1.5-2x faster on CPU), with every
+    Conv -> BatchNorm pair folded into one convolution unless its convolution output is one of
+    ``layers`` (:func:`bgrobust.models.fold.fold_batchnorm`; same features within ~1e-6);
+    ``model`` is untouched."""
+    net = copy.deepcopy(model).eval()
+    if fold_bn:
+        fold_batchnorm(net, keep=layers)
+    return net.to(memory_format=torch.channels_last)
 
 
 def centre_weights(height: int, width: int, centre_sigma: float = CENTRE_SIGMA) -> np.ndarray:
@@ -313,7 +325,7 @@ def extract_layers(
     layers: Sequence[str],
     pooling: str = "max",
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     five_crop: bool | None = None,
     progress: bool = True,
     cache_dir=None,
@@ -339,10 +351,10 @@ def extract_layers(
         Global spatial pooling of ``(B, C, H, W)`` maps; ``"centre"`` is the Gaussian-weighted
         sum of :func:`centre_weights`; ``"none"`` flattens them (C*H*W values,
         channel-major). Vector layers are never pooled.
-    batch_size : int
-        Crops per forward pass (DeepLoc's five-crop pass runs 5 x ``batch_size`` inputs). 64 was
-        as fast as or faster than 256 on 2 CPU cores (``benchmarks/bench_models.py``) and keeps
-        full-width DeepLoc's activations near 300 MB per layer.
+    batch_size : int, optional
+        Crops per forward pass (DeepLoc's five-crop pass runs 5 x ``batch_size`` inputs).
+        ``None`` = the model's :data:`EXTRACT_BATCH_SIZES` entry, the fastest of 32/64/128 at
+        the demo width on 2 CPU cores (``benchmarks/bench_extract.py``).
     five_crop : bool, optional
         DeepLoc only: average over the five 60x60 crops (default ``True``) or use the centre
         crop (``False``). ``None`` = the model's test-time protocol.
@@ -383,6 +395,8 @@ def extract_layers(
     centre_sigma = _check_sigma(centre_sigma)
     five_crop = _check_five_crop(name, five_crop)
     dev = resolve_device(device)
+    if batch_size is None:
+        batch_size = EXTRACT_BATCH_SIZES[name]
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     arr = _as_crops(crops)
@@ -415,7 +429,7 @@ def extract_layers(
 
     if todo:
         n = len(arr)
-        net = _inference_copy(model).to(dev)
+        net = _inference_copy(model, todo).to(dev)
         chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in todo}
         with torch.inference_mode():
             starts = range(0, max(n, 1), batch_size)
@@ -442,7 +456,7 @@ def extract(
     layer: str | None = None,
     pooling: str = "max",
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     five_crop: bool | None = None,
     progress: bool = True,
     cache_dir=None,
@@ -466,8 +480,8 @@ def extract(
     pooling : {"max", "mean", "none", "centre"}
         Global spatial max / mean / centre-weighted mean (:func:`centre_weights`) of
         ``(B, C, H, W)`` maps, or ``"none"`` to flatten them.
-    batch_size : int
-        Crops per forward pass (see :func:`extract_layers`).
+    batch_size : int, optional
+        Crops per forward pass (see :func:`extract_layers`; ``None`` = per model).
     five_crop : bool, optional
         DeepLoc only: average the pooled features over the five 60x60 crops (default) or use
         the centre crop (``False``).
