@@ -127,3 +127,18 @@ def test_chapter_1_without_real_crops_says_what_it_needs(tmp_path):
     acc = [out_ for cell in nb.cells if cell.cell_type == "code" for out_ in cell.get("outputs", [])
            if out_.get("metadata", {}).get("scrapbook", {}).get("name") == "realism_acc"]
     assert acc and "n/a" in str(acc[0]["data"])
+
+
+def test_chapter_8_without_real_crops_says_what_it_needs(tmp_path):
+    """The real-cell chapter without its data: a message naming what it needs, and the page still builds."""
+    out = tmp_path / "book"
+    out.mkdir()
+    rc = runbook.main(["--profile", "ci", "--out", str(out), "--only", "08_real_cells", "--force",
+                       "-p", "real_crops_dir", str(tmp_path / "no-such-folder")])
+    assert rc == 0
+    nb = nbformat.read(out / "08_real_cells.ipynb", as_version=4)
+    streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    assert "they were not found" in streams and "paired_cell_inpainting" in streams
+    assert any("n/a (no real crops)" in str(o.get("data", {})) for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []) if o.get("metadata", {}).get("scrapbook", {}).get("name") == "n_reading")

@@ -22,15 +22,18 @@ Modules, in the order data flows through them:
 ``experiments`` THE runner: settings -> features -> SVM grid -> ``ExperimentResults``
 ``tables``      Table 1 and its per-class views, from per-pair results (ours or the paper's)
 ``claims``      the paper's claims 4.1-4.4 as interval tests
+``platecontrol`` can plates be read from cell-free backgrounds? (chapter 5's positive control)
 ``proportions`` multinomial heads, per-protein distributions, KL, truth comparison
 ``vae``, ``baselines``  a VAE and a hand-crafted structural baseline
 ``robustness``  the five experiments for any feature extractor, in one call
 ``plots``       the book's figures
+``export``      features with the crop table as AnnData / parquet, results in the paper's CSV layout
 ``published``   the paper's published numbers, as data
 ``cache``       content keys, digests, atomic writes, verified cache entries
 ``constraints`` parameter constraints checked at the door
 ``paths``       the run folder (``$BGROBUST_RUNS`` or ``./runs``)
 ``profiles``    the parameter profiles (ci, demo, paper), shipped with the package
 ``runbook``     the papermill runner that executes the book's chapters (book tooling)
+``sphinxext``   the book's Sphinx extension: tables numbered as tables (book tooling)
 """
 __version__ = "0.1.0"
