@@ -433,3 +433,17 @@ def test_trained_vs_untrained_pairs_each_model_with_its_copy():
     assert t.iloc[0].tolist()[1:] == [0.8, 0.85, 0.5, 0.55, 0.2, 0.1]
     with pytest.raises(KeyError, match="DeepLoc, untrained"):
         tables.trained_vs_untrained(d, {"deeploc": "DeepLoc"})
+
+
+def test_two_class_summary_drop_interval_comes_from_the_folds():
+    def r(acc, sd):
+        return pd.DataFrame({"Location1": ["actin"], "Location2": ["ER"], "Accuracy": [acc], "StdDev": [sd]})
+    t = tables.two_class_summary({"m": {"base": r(0.80, 0.05), "same": r(0.90, 0.05), "other": r(0.70, 0.05)}},
+                                 n_splits=5)
+    row = t.iloc[0]
+    se = np.sqrt((0.05 ** 2 + 0.05 ** 2) / 5)
+    assert row["drop"] == pytest.approx(0.2) and row["drop_high"] - row["drop"] == pytest.approx(3 * se)
+    assert not row["artefact_ok"]                 # |0.90 - 0.80| >= 0.02
+    assert "Other-Class Background" in tables.format_two_class(t).columns
+    with pytest.raises(KeyError, match="other"):
+        tables.two_class_summary({"m": {"base": r(0.8, 0.0), "same": r(0.9, 0.0)}})

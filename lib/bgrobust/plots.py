@@ -12,7 +12,7 @@ import pandas as pd
 from skimage.segmentation import find_boundaries
 
 from .constraints import Integer, check_value
-from .tables import per_class
+from .tables import _check_columns, per_class
 from .vocabulary import CLASS_COLORS, CLASSES, MODEL_COLORS, MODEL_TITLES, MODELS
 
 
@@ -214,14 +214,6 @@ def figure2(results, *, colors=None, titles=None):
 def _closed(fig):
     plt.close(fig)
     return fig
-
-
-def _check_columns(df, columns, where: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; found {list(map(str, df.columns))}")
 
 
 def message(text: str, *, figsize=(6, 0.6)):

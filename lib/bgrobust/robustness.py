@@ -24,6 +24,7 @@ import pandas as pd
 from .classify import SVMProtocol
 from .constraints import Instance, Integer, Optional, ParameterError, check_value
 from .extractors import Extractor, as_extractor, minmax_per_channel
+from .tables import fold_difference
 from .vocabulary import CHANNELS, CLASSES, EXPERIMENT_TITLES, OTHER_CLASS, check_classes
 
 
@@ -90,31 +91,6 @@ def _settings_for_proteins(dataset, classes, settings) -> tuple[list[str], dict[
         return [x for x in settings if x != "same"], {
             "same": f"skipped {EXPERIMENT_TITLES['same']!r}: class(es) {few} have fewer than two proteins"}
     return list(settings), {}
-
-
-def fold_difference(higher: pd.DataFrame, lower: pd.DataFrame, n_splits: int) -> dict:
-    """Mean over class pairs of ``higher - lower`` accuracy with a 3 SE interval from the folds.
-
-    With two or three classes there are too few classes for the paired interval over classes
-    (:func:`bgrobust.claims.paired_difference`); the uncertainty then comes from the
-    cross-validation folds: ``SE = sqrt(mean over pairs of (sd_h**2 + sd_l**2) / n_splits / n_pairs)``,
-    treating the two experiments' folds as independent.
-
-    Examples
-    --------
-    >>> h = pd.DataFrame({"Location1": ["a"], "Location2": ["b"], "Accuracy": [0.9], "StdDev": [0.05]})
-    >>> l = h.assign(Accuracy=[0.7])
-    >>> d = fold_difference(h, l, 5)
-    >>> round(d["mean"], 3), round(d["high"] - d["mean"], 3)
-    (0.2, 0.095)
-    """
-    m = higher.merge(lower, on=["Location1", "Location2"], suffixes=("_h", "_l"))
-    if m.empty:
-        raise ValueError("fold_difference: the two tables share no class pair")
-    diff = float((m["Accuracy_h"] - m["Accuracy_l"]).mean())
-    se = float(np.sqrt(((m["StdDev_h"] ** 2 + m["StdDev_l"] ** 2) / n_splits).mean() / len(m)))
-    return {"mean": diff, "low": diff - 3 * se, "high": diff + 3 * se, "se": se, "n_pairs": len(m),
-            "interval": "folds"}
 
 
 def _summary_table(res, few: bool) -> pd.DataFrame:

@@ -1219,3 +1219,85 @@ def trained_vs_untrained(drops: pd.DataFrame, titles: Mapping[str, str], *,
                      "diff swap, trained": a["diff"], "diff swap, untrained": b["diff"],
                      "drop, trained": a["drop"], "drop, untrained": b["drop"]})
     return pd.DataFrame(rows)
+
+
+def fold_difference(higher: pd.DataFrame, lower: pd.DataFrame, n_splits: int) -> dict:
+    """Mean over class pairs of ``higher - lower`` accuracy with a 3 SE interval from the folds.
+
+    With two or three classes there are too few classes for the paired interval over classes
+    (:func:`bgrobust.claims.paired_difference`); the uncertainty then comes from the
+    cross-validation folds: ``SE = sqrt(mean over pairs of (sd_h**2 + sd_l**2) / n_splits / n_pairs)``,
+    treating the two experiments' folds as independent.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"Location1": ["a"], "Location2": ["b"], "Accuracy": [0.9], "StdDev": [0.05]})
+    >>> l = h.assign(Accuracy=[0.7])
+    >>> d = fold_difference(h, l, 5)
+    >>> round(d["mean"], 3), round(d["high"] - d["mean"], 3)
+    (0.2, 0.095)
+    """
+    m = higher.merge(lower, on=["Location1", "Location2"], suffixes=("_h", "_l"))
+    if m.empty:
+        raise ValueError("fold_difference: the two tables share no class pair")
+    diff = float((m["Accuracy_h"] - m["Accuracy_l"]).mean())
+    se = float(np.sqrt(((m["StdDev_h"] ** 2 + m["StdDev_l"] ** 2) / n_splits).mean() / len(m)))
+    return {"mean": diff, "low": diff - 3 * se, "high": diff + 3 * se, "se": se, "n_pairs": len(m),
+            "interval": "folds"}
+
+
+def two_class_summary(results: Mapping[str, Mapping[str, pd.DataFrame]], n_splits: int = 5,
+                      margin: float = 0.02) -> pd.DataFrame:
+    """The other-class background design per extractor (few classes; chapter 8).
+
+    Parameters
+    ----------
+    results : mapping
+        ``{extractor: {experiment: DataFrame}}`` with ``base``, ``same`` and ``other``
+        (:func:`bgrobust.experiments.run_experiments` with ``backgrounds="all"``), optionally ``mask``.
+    n_splits : int
+        Folds of the SVM protocol (for :func:`fold_difference`).
+    margin : float
+        The paper's artefact check: ``|same - base| < margin`` (section 4.1).
+
+    Returns
+    -------
+    DataFrame
+        One row per extractor: mean accuracy over the class pairs of each experiment, ``drop``
+        (same - other) with ``drop_low``/``drop_high`` (3 SE from the folds), ``artefact_ok``.
+
+    Examples
+    --------
+    >>> def r(a):
+    ...     return pd.DataFrame({"Location1": ["a"], "Location2": ["b"], "Accuracy": [a], "StdDev": [0.0]})
+    >>> t = two_class_summary({"m": {"base": r(0.9), "same": r(0.91), "other": r(0.7)}})
+    >>> t[["same", "other", "drop", "artefact_ok"]].round(2).values.tolist()
+    [[0.91, 0.7, 0.21, True]]
+    """
+    from .vocabulary import OTHER_CLASS
+
+    rows = []
+    for name, res in _check_nested(results).items():
+        _check_keys(res, ["base", "same", OTHER_CLASS], f"two_class_summary: {name}")
+        row = {"extractor": name, **{e: float(res[e]["Accuracy"].mean())
+                                     for e in ("base", "same", OTHER_CLASS, "mask") if e in res}}
+        d = fold_difference(res["same"], res[OTHER_CLASS], n_splits)
+        row.update(drop=d["mean"], drop_low=d["low"], drop_high=d["high"],
+                   artefact_ok=bool(abs(row["same"] - row["base"]) < margin))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_two_class(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`two_class_summary` as printed: the paper's setting names, the drop with its interval."""
+    from .vocabulary import OTHER_CLASS, OTHER_CLASS_TITLE
+
+    names = {**EXPERIMENT_TITLES, OTHER_CLASS: OTHER_CLASS_TITLE}
+    out = summary[["extractor"]].copy()
+    for e in ("base", "same", OTHER_CLASS, "mask"):
+        if e in summary:
+            out[names[e]] = summary[e].round(digits)
+    out["drop (same − other)"] = [f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+                                  for d, lo, hi in zip(summary["drop"], summary["drop_low"], summary["drop_high"])]
+    out["|same − base| < 0.02"] = summary["artefact_ok"]
+    return out

@@ -50,7 +50,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..vocabulary import CHANNELS, CLASSES
-from .images import DataError, read_image, read_stack
+from .images import DataError, read_image, read_stack, read_text_table
 from .pci import read_pci_crops
 
 #: How a protein with several of the classes is labelled: ``"unlabelled"`` (the paper:
@@ -228,13 +228,7 @@ def read_pci_files(folder, *, huh_table=None, gene_table=None, labels=None,
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"crop table {path}: file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise DataError(f"crop table {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_text_table(path, "crop table")
     for column in ("crop", "protein"):
         if column not in table.columns:
             raise DataError(f"crop table {path}: missing column {column!r} (columns: {list(table.columns)})")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 #: File suffixes :func:`read_image` understands.
 IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".png", ".jpg", ".jpeg")
@@ -28,6 +29,19 @@ class DataError(ValueError):
 
     The message always names the file and the problem.
     """
+
+
+def read_text_table(path, what: str) -> pd.DataFrame:
+    """A CSV read as strings (no NA guessing), or a :class:`DataError` naming ``what`` and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: file not found")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise DataError(f"{what} {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
 
 
 def _load(path: Path, page: int | None = None) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .images import DataError, read_image
+from .images import DataError, read_image, read_text_table
 
 #: Channel order of the crops returned by :func:`read_pci_crops`.
 PCI_CHANNELS: tuple[str, str] = ("gfp", "rfp")
@@ -128,12 +128,7 @@ def gene_to_orf(sce_csv_path) -> dict[str, str]:
     'YMR056C'
     """
     path = Path(sce_csv_path)
-    if not path.is_file():
-        raise DataError(f"gene table {path}: file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise DataError(f"gene table {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    table = read_text_table(path, "gene table")
     missing = [c for c in ("ORF", "GENE") if c not in table.columns]
     if missing:
         raise DataError(f"gene table {path}: missing column(s) {missing}")
