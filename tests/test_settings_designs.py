@@ -179,6 +179,67 @@ def test_all_centre_proteins_on_their_own_class_keep_a_background_protein_apart(
         assert (ds_small.crops.table.localization.iloc[t.background_index] == c).all()
 
 
+@pytest.fixture(scope="module")
+def ds_three():
+    # three proteins per class (~3 s) for the pooled designs
+    cfg = {**TINY, "proteins_per_class": 3, "fields_per_strain": 2}
+    return build_dataset(generate_screen(ScreenConfig.from_dict(cfg), progress=False), progress=False)
+
+
+def test_pooled_same_sets_pool_every_protein_but_the_background_one(ds_three, tmp_path):
+    s = _generate(ds_three, 12, tmp_path, classes=CLASSES4[:3], settings=("same", "diff"),
+                  centre_proteins="pooled", random_state=2)
+    src = ds_three.crops.table
+    for c in CLASSES4[:3]:
+        t = s.same[c].table
+        proteins = set(src[src.valid & (src.kind == "single") & (src.localization == c)].strain)
+        assert len(proteins) == 3
+        assert t.background_strain.nunique() == 1  # the protein kept back for the backgrounds
+        assert not set(t.centre_strain) & set(t.background_strain)
+        assert t.centre_strain.nunique() == 2 and set(t.centre_strain) | set(t.background_strain) == proteins
+        assert t.centre_index.is_unique and (src.localization.iloc[t.centre_index] == c).all()
+    # the swaps pool all three proteins, as with "all"
+    t = s.swap[(CLASSES4[0], CLASSES4[1])].table
+    assert t.centre_strain.nunique() >= 2
+    same_one = _generate(ds_three, 12, tmp_path, classes=CLASSES4[:3], settings=("same",), random_state=2)
+    assert (same_one.same[CLASSES4[0]].table.centre_strain.nunique() == 1)
+    assert same_one.path != s.path
+
+
+@pytest.mark.parametrize("centre_proteins", ["one", "pooled"])
+def test_base_proteins_same_gives_the_same_swaps_centre_cells_unaltered(ds_three, tmp_path, centre_proteins):
+    s = _generate(ds_three, 10, tmp_path, classes=CLASSES4[:3], settings=("base", "mask", "same"),
+                  base_proteins="same", centre_proteins=centre_proteins, random_state=4)
+    for c in CLASSES4[:3]:
+        same, base, mask = s.same[c].table, s.base[c].table, s.mask[c].table
+        np.testing.assert_array_equal(base.centre_index, same.centre_index)
+        np.testing.assert_array_equal(mask.centre_index, same.centre_index)
+        np.testing.assert_array_equal(base.centre_strain, same.centre_strain)
+        # unaltered crops: the baseline images are the dataset's crops
+        np.testing.assert_array_equal(s.base[c].images, ds_three.crops.images[base.centre_index])
+    # generated without the same sets, the baseline crops do not change
+    alone = _generate(ds_three, 10, tmp_path, classes=CLASSES4[:3], settings=("base",),
+                      base_proteins="same", centre_proteins=centre_proteins, random_state=4)
+    for c in CLASSES4[:3]:
+        np.testing.assert_array_equal(alone.base[c].table.centre_index, s.base[c].table.centre_index)
+    default = _generate(ds_three, 10, tmp_path, classes=CLASSES4[:3], settings=("base",), random_state=4)
+    assert default.base[CLASSES4[0]].table.centre_strain.nunique() > 1  # the paper's: all proteins
+
+
+def test_base_proteins_same_needs_two_proteins(ds_tiny, tmp_path):
+    t = ds_tiny.crops.table
+    drop = t.strain == t[t.localization == "Golgi"].strain.iloc[0]
+    from bgrobust.dataset import Dataset
+    one = Dataset(ds_tiny.crops.subset(np.flatnonzero(~drop)), ds_tiny.cell_free,
+                  ds_tiny.segmentation_quality, ds_tiny.report)
+    with pytest.raises(ValueError, match="base_proteins='same' needs two"):
+        generate_settings(one, 5, classes=CLASSES4[:2], settings=("base",), base_proteins="same",
+                          progress=False, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="base_proteins must be one of"):
+        generate_settings(ds_tiny, 5, classes=CLASSES4[:2], base_proteins="pooled", progress=False,
+                          cache_dir=tmp_path)
+
+
 def test_design_and_swap_arguments_are_checked(ds_tiny, tmp_path):
     kw = dict(classes=CLASSES4[:2], progress=False, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="swap_backgrounds must be one of"):

@@ -75,9 +75,9 @@ SET_GROUPS: dict[str, str] = {"base": "base", "mask": "mask", "same": "same",
 
 _SAMPLING = ("random", "first")
 _SHORTFALL = ("min", "error")
-_BASE_PROTEINS = ("all", "one")
+_BASE_PROTEINS = ("all", "one", "same")
 _CELLFREE_SAMPLING = ("two_step", "one_protein")
-_CENTRE_PROTEINS = ("one", "all")
+_CENTRE_PROTEINS = ("one", "all", "pooled")
 _SWAP_BACKGROUNDS = ("other", "all")
 _SWAPS = ("paper", "clean")
 _DONORS = ("random", "covered")
@@ -442,12 +442,13 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
         if not cells[c]:
             raise ValueError(f"generate_settings: class {c!r} has no single-localized protein with "
                              f"valid crops in the dataset; drop it from classes=")
-    if "same" in settings:
+    if "same" in settings or base_proteins == "same":
         for c in classes:
             if len(cells[c]) < 2:
-                raise ValueError(f"generate_settings: setting 'same' needs two single-localized proteins "
-                                 f"of class {c!r}, found {sorted(cells[c])}; drop 'same' from settings= "
-                                 f"or {c!r} from classes=")
+                what, fix = (("setting 'same'", "drop 'same' from settings=") if "same" in settings
+                             else ("base_proteins='same'", "choose another base_proteins="))
+                raise ValueError(f"generate_settings: {what} needs two single-localized proteins "
+                                 f"of class {c!r}, found {sorted(cells[c])}; {fix} or drop {c!r} from classes=")
     if any(s in settings for s in ("diff", "batch")) and len(classes) < 2:
         raise ValueError("generate_settings: settings 'diff' and 'batch' need at least two classes")
     free = {c: {} for c in classes}
@@ -487,7 +488,8 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
 
     def centres_of(setting, c, b):
         """(p1 or None, positions, strains); one stream per pair, so diff and batch share them."""
-        key = ("all" if centre_proteins == "all" and setting != "same" else "one", c, b)
+        pooled = centre_proteins == "pooled" or (centre_proteins == "all" and setting != "same")
+        key = ("all" if pooled else "one", c, b)
         if key not in centre_choice:
             where = f"generate_settings: {setting} centre class {c!r}"
             rng = _rng(random_state, "centre", c, b)
@@ -515,7 +517,11 @@ def _plan(dataset, n: int, classes, settings, random_state: int, sampling: str, 
             for c in classes:
                 if c not in base_choice:
                     rng = _rng(random_state, "base", c)
-                    if base_proteins == "one":
+                    if base_proteins == "same":
+                        # the same-swap's centre cells, unaltered: base and same differ only in
+                        # the background (claim 4.1 paired on identical cells)
+                        idx = centres_of("same", c, c)[1]
+                    elif base_proteins == "one":
                         p, idx = _plan_centres(rng, cells[c], n, sampling, shortfall,
                                                f"generate_settings: base/mask class {c!r}")
                     else:
@@ -699,13 +705,17 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         Baseline (and masked) crops of class ``c``: drawn from the pooled valid crops
         of *all* its single-localized proteins (default; the paper draws proteins
         only for the synthetic images, section 3.2, and calls the baseline "real
-        single-cell crops"), or from one random protein like the swaps' ``p1``.
+        single-cell crops"), from one random protein like the swaps' ``p1``
+        (``"one"``), or ``"same"``: exactly the centre crops of the ``same`` set of
+        ``c``, unaltered, so that baseline and same-localization swap hold the same
+        cells of the same proteins and differ only in the background (a paired
+        design for claim 4.1; the set ``same`` need not be generated).
         The masked set uses exactly the baseline crops.
     cellfree_sampling : {"two_step", "one_protein"}
         Cell-free backgrounds of class ``b``: appendix D.1's two-step sampling (for
         each crop a random protein of class ``b``, then one of its cell-free crops;
         proteins without any crop left are re-drawn), or one protein per pair.
-    centre_proteins : {"one", "all"}
+    centre_proteins : {"one", "all", "pooled"}
         Centre cells of the swap (``diff``) and cell-free (``batch``) sets of a pair
         ``(c, b)``: ``n_cells`` crops of one random protein ``p1`` of class ``c``
         (default; section 3.2), or ``n_cells`` crops drawn from the pooled valid crops
@@ -718,7 +728,11 @@ def generate_settings(dataset, n_cells: int, *, classes=CLASSES, settings=EXPERI
         by ``";"``.  Either way, ``diff`` and ``batch`` of the same pair share their
         centre cells (paired design), each centre pixel is standardised with its own
         protein's statistics, and the ``same`` sets keep one centre protein (their
-        background protein must be another protein of the same class).
+        background protein must be another protein of the same class).  ``"pooled"``
+        is ``"all"`` for the ``same`` sets too: their centre cells are pooled over every
+        protein of ``c`` but one, which is kept back for their backgrounds (the design
+        of ``diff[(c, c)]`` with ``"all"``); it reaches more cells per set than one
+        protein holds.
     shortfall : {"min", "error"}
         When a protein has fewer valid crops than ``n_cells`` (or a class no cell-free
         crops): keep what there is and record it in ``sets.shortfall`` (like the
