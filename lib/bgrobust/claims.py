@@ -232,3 +232,35 @@ def across_seeds(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     out["verdict"] = [("holds in every seed" if h == n else "fails in every seed" if h == 0
                        else f"holds in {h} of {n} seeds") for h, n in zip(out["n_holds"], out["n_seeds"])]
     return out
+
+
+def format_across_seeds(table: pd.DataFrame, titles: Mapping[str, str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """:func:`across_seeds` (with its ``claim`` column) as the chapters print it.
+
+    Columns: section, claim, model (``titles`` maps keys to display names), the mean
+    difference over seeds with its range, the between-seed SD beside the mean within-run
+    half-width (3 SE), and the verdict over the seeds.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"section": ["4.2"], "claim": ["same > diff"], "model": ["pci"], "n_seeds": [3],
+    ...                   "mean": [0.05], "between_seed_sd": [0.02], "min": [0.03], "max": [0.07],
+    ...                   "within_run_halfwidth": [0.01], "n_holds": [3], "verdict": ["holds in every seed"]})
+    >>> format_across_seeds(t, {"pci": "PCI"}).iloc[0].tolist()
+    ['4.2', 'same > diff', 'PCI', '+0.050 [+0.030, +0.070]', '0.020', '0.010', 'holds in every seed']
+    """
+    need = ["section", "claim", "model", "mean", "min", "max", "between_seed_sd", "within_run_halfwidth", "verdict"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"format_across_seeds: missing column(s) {missing}")
+    titles = dict(titles or {})
+    f = f"{{:+.{digits}f}}"
+    return pd.DataFrame({
+        "section": table["section"], "claim": table["claim"],
+        "model": [titles.get(m, m) for m in table["model"]],
+        "difference over seeds [min, max]": [f"{f.format(m)} [{f.format(a)}, {f.format(b)}]"
+                                             for m, a, b in zip(table["mean"], table["min"], table["max"])],
+        "between-seed SD": [f"{v:.{digits}f}" for v in table["between_seed_sd"]],
+        "within-run ± 3 SE": [f"{v:.{digits}f}" for v in table["within_run_halfwidth"]],
+        "verdict": table["verdict"],
+    }).reset_index(drop=True)

@@ -50,6 +50,7 @@ from .devices import resolve_device
 from .vocabulary import CHANNELS
 
 __all__ = ["Extractor", "ModelFeatures", "ModuleFeatures", "CallableFeatures", "PrecomputedFeatures", "VAEFeatures",
+           "StructuralFeatures",
            "as_extractor", "minmax_per_channel"]
 
 
@@ -231,6 +232,41 @@ class CallableFeatures(Extractor):
                                                                           self.name)]
         x = self.preprocess(x) if self.preprocess is not None else x
         return self.fn(x, masks) if self.needs_masks else self.fn(x)
+
+
+class StructuralFeatures(Extractor):
+    """The hand-crafted structural baseline (:class:`bgrobust.baselines.StructuralExtractor`), standardised.
+
+    Its features have very different scales (areas, counts, intensities) and the paper's SVM
+    does not scale, so each is standardised once with the mean and standard deviation over
+    ``reference`` crops (e.g. the screen's valid crops), the same for every set.
+
+    Parameters
+    ----------
+    reference : CropSet
+        Crops (with masks) whose feature statistics standardise every set.
+    name : str
+    **options
+        Options of :class:`~bgrobust.baselines.StructuralExtractor`.
+    """
+
+    needs_masks = True
+
+    def __init__(self, reference, *, name: str = "structural (hand-crafted)", **options):
+        from .baselines import StructuralExtractor
+
+        if not hasattr(reference, "images") or getattr(reference, "masks", None) is None:
+            raise TypeError("StructuralFeatures: reference must be a CropSet with images and masks, "
+                            f"got {type(reference).__name__}")
+        if len(reference.images) < 2:
+            raise ValueError(f"StructuralFeatures: reference needs >= 2 crops, got {len(reference.images)}")
+        self.extract = StructuralExtractor(**options)
+        ref = self.extract(reference.images, reference.masks)
+        self.mean, self.sd = ref.mean(0), ref.std(0) + 1e-9
+        self.name = name
+
+    def _features(self, images, masks, ids):
+        return ((self.extract(images, masks) - self.mean) / self.sd).astype(np.float32)
 
 
 class PrecomputedFeatures(Extractor):

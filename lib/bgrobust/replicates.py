@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -174,12 +175,16 @@ def run_seed(design: Design, seed: int, *, n_jobs: int = 1, device=None, progres
     return res
 
 
-def _worker(design: Design, seed: int, threads: int, device) -> ExperimentResults:
-    """One seed in a worker process with ``threads`` torch threads and serial SVMs."""
+def _worker(design: Design, seed: int, threads: int, device) -> tuple[ExperimentResults, list]:
+    """One seed in a worker process with ``threads`` torch threads and serial SVMs; its warnings
+    come back with the result (a worker's stderr is not the caller's)."""
     import torch
 
     torch.set_num_threads(threads)
-    return run_seed(design, seed, n_jobs=1, device=device, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run_seed(design, seed, n_jobs=1, device=device, progress=False)
+    return res, [(w.category, str(w.message)) for w in caught]
 
 
 def _cores() -> int:
@@ -242,8 +247,10 @@ def run_replicates(design: Design, seeds: Sequence[int], *, parallel: int | None
         threads = max(1, cores // parallel)
         jobs = Parallel(n_jobs=parallel, backend="loky", return_as="generator")(
             delayed(_worker)(design, s, threads, device) for s in seeds)
-        for s, res in zip(seeds, jobs):
+        for s, (res, caught) in zip(seeds, jobs):
             runs[s] = res
+            for category, message in dict.fromkeys(caught):
+                warnings.warn(f"seed {s}: {message}", category, stacklevel=2)
             bar.update()
     bar.close()
     return Replicates(runs)

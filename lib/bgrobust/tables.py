@@ -574,7 +574,12 @@ def held_out_per_class(df: pd.DataFrame, aggregation: str = "all") -> pd.DataFra
     return out
 
 
-def table1_beside(tables_by_source: Mapping[str, pd.DataFrame], digits: int = 3) -> pd.DataFrame:
+#: Column of :func:`table1_beside` with ``headroom=True``.
+HEADROOM_COLUMN = "drop / headroom"
+
+
+def table1_beside(tables_by_source: Mapping[str, pd.DataFrame], digits: int = 3, *,
+                  headroom: bool = False) -> pd.DataFrame:
     """Several tidy Table 1s (e.g. the paper's and ours) in one wide table, model by model.
 
     Parameters
@@ -582,6 +587,11 @@ def table1_beside(tables_by_source: Mapping[str, pd.DataFrame], digits: int = 3)
     tables_by_source : mapping of str to DataFrame
         ``{source label: table}``, each with ``model, experiment, mean, three_se``
         (:func:`table1` or :func:`bgrobust.published.table1`).
+    digits : int
+    headroom : bool
+        Add the column :data:`HEADROOM_COLUMN`: the different-localization drop as a share of
+        the room above chance, ``(same - diff) / (same - 0.5)`` of the row's means
+        (:func:`headroom_share`; empty where a row lacks either setting).
 
     Returns
     -------
@@ -591,14 +601,25 @@ def table1_beside(tables_by_source: Mapping[str, pd.DataFrame], digits: int = 3)
 
     Examples
     --------
-    >>> t = pd.DataFrame({"model": ["pifia"], "experiment": ["base"], "mean": [0.9], "three_se": [0.01]})
+    >>> t = pd.DataFrame({"model": ["pifia"] * 2, "experiment": ["same", "diff"], "mean": [0.9, 0.8],
+    ...                   "three_se": [0.01, 0.01]})
     >>> table1_beside({"paper": t, "ours": t}).columns.tolist()
-    ['Model', 'source', 'Baseline']
+    ['Model', 'source', 'Diff Loc Swap', 'Same Loc Swap']
+    >>> table1_beside({"ours": t}, headroom=True)[HEADROOM_COLUMN].tolist()
+    ['0.250']
     """
     frames = []
     for k, (source, df) in enumerate(tables_by_source.items()):
         wide = format_table1(df, digits).reset_index()
         wide.insert(1, "source", source)
+        if headroom:
+            means = df.pivot_table(index="model", columns="experiment", values="mean", aggfunc="first")
+            share = {}
+            if {"same", "diff"} <= set(means.columns):
+                for model, row in means.iterrows():
+                    value = headroom_share(float(row["same"]), float(row["diff"]))
+                    share[MODEL_TITLES.get(model, model)] = "" if np.isnan(value) else f"{value:.{digits}f}"
+            wide[HEADROOM_COLUMN] = wide["Model"].map(share).fillna("")
         wide["_s"] = k
         frames.append(wide)
     out = pd.concat(frames, ignore_index=True)
