@@ -161,6 +161,28 @@ def test_extract_layers_equals_per_layer_extract(nets, crops, name):
         np.testing.assert_allclose(together[layer], single, rtol=1e-5, atol=1e-5, err_msg=layer)
 
 
+@pytest.mark.parametrize("name,layers", [("deeploc", ["conv5_prerelu", "conv5"]), ("pifia", ["conv8_prerelu", "conv8"]),
+                                         ("pci", ["conv4_1", "conv4_1_bn"])])
+def test_in_place_relu_and_five_crop_batch_match_the_plain_forward_pass(nets, crops, name, layers):
+    # the extraction's in-place ReLU must not overwrite a kept pre-ReLU output, and DeepLoc's
+    # channels-last five-crop batch must hold the crops of five_crops in its order
+    from bgrobust.models.preprocess import five_crops
+    from bgrobust.models.registry import prepare_input
+
+    model = nets[name].eval()
+    got = FE.extract_layers(model, crops, layers, "mean", progress=False)
+    x = prepare_input(name, crops)
+    with torch.no_grad():
+        for layer in layers:
+            if name == "deeploc":
+                z = five_crops(x, 60)
+                want = model.features(z.reshape(-1, *z.shape[2:]), layer).mean(dim=(-2, -1))
+                want = want.reshape(len(crops), 5, -1).mean(dim=1)
+            else:
+                want = model.features(x, layer).mean(dim=(-2, -1))
+            np.testing.assert_allclose(got[layer], want.numpy(), rtol=1e-5, atol=1e-5, err_msg=layer)
+
+
 def test_extract_layers_runs_one_pass_per_batch(nets, crops):
     model = nets["pifia"]
     calls = []

@@ -6,8 +6,8 @@ import torch
 
 from bgrobust.classify import SVMProtocol
 from bgrobust.experiments import ExperimentResults
-from bgrobust.replicates import Design, Replicates, evaluated_proteins, run_replicates, run_seed
-from bgrobust.train import TrainParams
+from bgrobust.replicates import Design, Replicates, run_replicates, run_seed
+from bgrobust.train import TrainParams, evaluated_proteins
 
 CLASSES4 = ("cytoplasm", "ER", "mitochondrion", "nucleus")
 TINY = Design(

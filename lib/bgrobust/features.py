@@ -57,6 +57,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -64,7 +65,7 @@ from .cache import array_digest, atomic_dir, clean_stale_once, code_key, content
 from .crops import CropSet
 from .devices import resolve_device
 from .models.fold import fold_batchnorm
-from .models.preprocess import five_crop_offsets, five_crops
+from .models.preprocess import five_crop_offsets
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 from .vocabulary import CHANNELS
 
@@ -184,19 +185,40 @@ def _stages(model: nn.Module):
 
 
 def _forward_layers(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Outputs at ``layers``: ``model.features`` for one layer, one staged pass for several."""
-    if len(layers) == 1:
-        return {layers[0]: model.features(x, layers[0])}
+    """Outputs at ``layers`` from one staged pass (:meth:`feature_steps`), stopping at the last.
+
+    Inference only (no autograd): a ReLU step whose input is neither the batch ``x`` nor an
+    output kept for ``layers`` runs in place, which saves a copy of the largest maps (the
+    values are the same).
+    """
     wanted = set(layers)
     out: dict[str, torch.Tensor] = {}
     z = x
     for name, step in _stages(model):
-        z = step(z)
+        if step is F.relu and z is not x and not any(z is kept for kept in out.values()):
+            z = torch.relu_(z)
+        else:
+            z = step(z)
         if name in wanted:
             out[name] = z
             if len(out) == len(wanted):
                 break
     return out
+
+
+def _five_crops_channels_last(x: torch.Tensor, size: int) -> torch.Tensor:
+    """DeepLoc's five crops of every image as one ``(5B, C, size, size)`` channels-last batch.
+
+    Image ``i``'s crops are rows ``5i .. 5i + 4`` in :func:`five_crop_offsets` order (the layout
+    of ``five_crops(x).reshape(5B, ...)``), written once into channels-last memory instead of
+    being stacked and then converted.
+    """
+    b, c = x.shape[:2]
+    nhwc = x.permute(0, 2, 3, 1)
+    out = torch.empty((b, 5, size, size, c), dtype=x.dtype, device=x.device)
+    for k, (r, col) in enumerate(five_crop_offsets(size, x.shape[-1])):
+        out[:, k] = nhwc[:, r:r + size, col:col + size]
+    return out.reshape(b * 5, size, size, c).permute(0, 3, 1, 2)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -268,9 +290,8 @@ def _features_batch(model, name, raw, layers, pooling, five_crop,
     spec = get_spec(name)
     if spec.input_size != spec.crop_size:  # DeepLoc: 60x60 crops of the 64x64 crop
         if five_crop:
-            crops = five_crops(x, spec.input_size)
-            b = crops.shape[0]
-            outs = _forward_layers(model, _channels_last(crops.reshape(b * 5, *crops.shape[2:])), layers)
+            b = x.shape[0]
+            outs = _forward_layers(model, _five_crops_channels_last(x, spec.input_size), layers)
             return {k: _pool(v, pooling, centre_sigma).reshape(b, 5, -1).mean(dim=1) for k, v in outs.items()}
         r, c = five_crop_offsets(spec.input_size, spec.crop_size)[0]
         x = x[:, :, r:r + spec.input_size, c:c + spec.input_size]

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from .claims import across_seeds
 from .experiments import ExperimentResults, run_experiments
 
-__all__ = ["Design", "run_seed", "run_replicates", "Replicates", "evaluated_proteins"]
+__all__ = ["Design", "run_seed", "run_replicates", "Replicates"]
 
 
 @dataclass(frozen=True)
@@ -118,21 +118,6 @@ class Design:
         return asdict(self)
 
 
-def evaluated_proteins(table: pd.DataFrame, trained: Mapping) -> list[str]:
-    """The proteins none of the trained models saw with its labels: where all of them may be evaluated.
-
-    The intersection of :func:`bgrobust.train.evaluation_proteins` over the models (every
-    protein for the self-supervised ones, the held-out part for a supervised one).
-    """
-    from .train import evaluation_proteins
-
-    keep = None
-    for name, result in trained.items():
-        mine = set(evaluation_proteins(table, result.params, model=name))
-        keep = mine if keep is None else keep & mine
-    return sorted(keep or ())
-
-
 def run_seed(design: Design, seed: int, *, n_jobs: int = 1, device=None, progress: bool = False,
              keep_features: bool = False) -> ExperimentResults:
     """Chapter 4 under one seed: the screen, the trained models, the sets and the SVMs of ``seed``.
@@ -149,7 +134,7 @@ def run_seed(design: Design, seed: int, *, n_jobs: int = 1, device=None, progres
     from .extractors import ModelFeatures
     from .paths import cache_folder
     from .settings import generate_settings
-    from .train import train_models
+    from .train import evaluated_proteins, train_models
     from .vocabulary import CLASSES
 
     if not isinstance(design, Design):
@@ -206,7 +191,7 @@ def run_replicates(design: Design, seeds: Sequence[int], *, parallel: int | None
     parallel : int, optional
         Seeds run at once, each in its own process with ``cores // parallel`` torch threads
         and serial SVMs (on 2 cores two single-threaded runs do about 1.3x the work of one
-        two-threaded run: ``benchmarks/bench_replicates.py``). Default: as many as there are
+        two-threaded run: ``benchmarks/bench_threads.py``). Default: as many as there are
         seeds and cores. ``1`` runs the seeds one after the other in this process with
         ``n_jobs`` SVM workers.
     n_jobs : int

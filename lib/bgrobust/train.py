@@ -117,6 +117,7 @@ __all__ = [
     "TRAIN_PROTEINS",
     "protein_split",
     "evaluation_proteins",
+    "evaluated_proteins",
 ]
 
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -591,6 +592,19 @@ def evaluation_proteins(table: pd.DataFrame, params: TrainParams | dict | None =
         return sorted(set(table["strain"].astype(str)))
     split = protein_split(table, params.train_protein_fraction, params.split_seed)
     return split.index[split == "evaluation"].tolist()
+
+
+def evaluated_proteins(table: pd.DataFrame, trained: Mapping) -> list[str]:
+    """The proteins none of the trained models saw with its labels: where all of them may be evaluated.
+
+    The intersection of :func:`bgrobust.train.evaluation_proteins` over the models (every
+    protein for the self-supervised ones, the held-out part for a supervised one).
+    """
+    keep = None
+    for name, result in trained.items():
+        mine = set(evaluation_proteins(table, result.params, model=name))
+        keep = mine if keep is None else keep & mine
+    return sorted(keep or ())
 
 
 def training_data(name: str, crops: CropSet, valid_only: bool = True, *, train_proteins: str = "all",

@@ -141,15 +141,17 @@ class PairedCellInpainting(nn.Module):
 
     def _source_steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
         """Source encoder, top to bottom, as (name of the output, operation) pairs."""
-        relu = F.relu
+        def relu_(x):  # the convolution's output is never kept: ReLU in place
+            return F.relu(x, inplace=True)
+
         return (
-            ("conv1_1", lambda x: relu(self.conv1_1(x))), ("conv1_1_bn", self.bn1_1),
+            ("conv1_1", lambda x: relu_(self.conv1_1(x))), ("conv1_1_bn", self.bn1_1),
             ("pool1", self.pool),
-            ("conv2_1", lambda x: relu(self.conv2_1(x))), ("conv2_1_bn", self.bn2_1),
+            ("conv2_1", lambda x: relu_(self.conv2_1(x))), ("conv2_1_bn", self.bn2_1),
             ("pool2", self.pool),
-            ("conv3_1", lambda x: relu(self.conv3_1(x))), ("conv3_1_bn", self.bn3_1),
-            ("conv4_1", lambda x: relu(self.conv4_1(x))), ("conv4_1_bn", self.bn4_1),
-            ("conv5_1", lambda x: relu(self.conv5_1(x))), ("conv5_1_bn", self.bn5_1),
+            ("conv3_1", lambda x: relu_(self.conv3_1(x))), ("conv3_1_bn", self.bn3_1),
+            ("conv4_1", lambda x: relu_(self.conv4_1(x))), ("conv4_1_bn", self.bn4_1),
+            ("conv5_1", lambda x: relu_(self.conv5_1(x))), ("conv5_1_bn", self.bn5_1),
         )
 
     def _encode_target_marker(self, y: torch.Tensor) -> torch.Tensor:
