@@ -105,6 +105,24 @@ def test_panel_sets_and_pixels(panel, ds):
     assert np.array_equal(base[:, far], removed[:, far])
 
 
+def test_clean_swap_erases_the_donor_cell_and_changes_nothing_else(ds, panel):
+    clean = challenge_panel(ds, ChallengeParams(**{**PARAMS.__dict__, "swap": "clean"}), random_state=0)
+    t = panel.table
+    rows = t.index[t.setting.eq("swap")]
+    assert clean.table.equals(t)
+    paper_px, clean_px = panel.images[rows], clean.images[rows]
+    grown = np.zeros((S, S), bool)
+    grown[np.nonzero(_disc())] = True
+    from scipy import ndimage as ndi
+    grown = ndi.binary_dilation(grown, np.ones((3, 3), bool), iterations=2)
+    changed = (paper_px != clean_px).any(axis=(0, 1))
+    assert changed.any() and not changed[~grown].any() and not changed[_disc()].any()
+    others = t.index[~t.setting.eq("swap")]
+    assert np.array_equal(panel.images[others], clean.images[others])
+    with pytest.raises(ParameterError, match="ChallengeParams.swap must be"):
+        ChallengeParams(swap="tidy")
+
+
 def test_panel_is_deterministic_and_seeded(ds, panel):
     again = challenge_panel(ds, PARAMS, random_state=0)
     other = challenge_panel(ds, PARAMS, random_state=1)

@@ -71,7 +71,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .classify import SVMProtocol, evaluate_pairs, pairwise_fit_predict
-from .constraints import Boolean, Instance, Integer, Optional, ParameterError, check_params, check_value
+from .constraints import Boolean, Choice, Instance, Integer, Optional, ParameterError, check_params, check_value
 from .experiments import setting_features
 from .extractors import Extractor, as_extractor
 from .imageops import CentreRemoval, composite, protein_stats, remove_centre_cells, standardize
@@ -112,8 +112,13 @@ class ChallengeParams:
     standardize : bool, default True
         Standardise centre cells and donors with their proteins' statistics before pasting
         (the paper's compositing), and the unaltered crops the same way.
+    swap : {"paper", "clean"}, default "paper"
+        How a test cell is pasted on a donor: the paper's compositing (the donor's own
+        centre cell stays under and around the pasted one), or ``"clean"`` (not the paper's):
+        the donor's centre cell is removed first, as for ``generate_settings(swap="clean")``.
     removal : CentreRemoval, optional
-        How the centre cell is removed for "background only" (default ``CentreRemoval()``).
+        How a centre cell is removed, for "background only" and the clean swap (default
+        ``CentreRemoval()``).
 
     Examples
     --------
@@ -130,10 +135,11 @@ class ChallengeParams:
     budget: int = 2
     n_worst: int = 3
     standardize: bool = True
+    swap: str = "paper"
     removal: CentreRemoval | None = None
 
     _parameter_constraints = {"n_train": Integer(2), "n_test": Integer(2), "budget": Integer(1),
-                              "n_worst": Integer(1), "standardize": Boolean(),
+                              "n_worst": Integer(1), "standardize": Boolean(), "swap": Choice(("paper", "clean")),
                               "removal": Optional(Instance(CentreRemoval, "a bgrobust.imageops.CentreRemoval"))}
 
     def __post_init__(self):
@@ -260,6 +266,11 @@ def challenge_panel(dataset, params: ChallengeParams | Mapping | None = None, *,
                                   "cell": np.asarray(cell, np.int64), "donor": np.asarray(donor, np.int64)}))
 
     donors_std = {b: std(draws[b]["donor"]) for b in classes}
+    if params.swap == "clean":   # erase each donor's own centre cell before anything is pasted on it
+        for b in classes:
+            rng = np.random.default_rng([random_state, CLASSES.index(b), 2])
+            donors_std[b], _ = remove_centre_cells(donors_std[b], np.asarray(masks[draws[b]["donor"]], bool), rng,
+                                                   removal)
     for c in tqdm(classes, desc="challenge panel", unit="class", disable=not progress):
         train, test = draws[c]["train"], draws[c]["test"]
         raw = np.asarray(images[train], np.float32)
@@ -657,14 +668,17 @@ class ChallengeResults:
         -------
         DataFrame
             ``extractor, bg_only, bg_only_3se, base, worst_class_accuracy,
-            worst_donor_accuracy, own, flip_rate, stable, to_background, relative_shift``.
+            worst_donor_accuracy, own, flip_rate, flip_rate_same, stable, to_background,
+            relative_shift`` (flip measures: means over cells; the shift: the median).  A flip that
+            picked another class at random would land on the donor's class with probability
+            ``1 / (n_classes - 1)``, the chance level of ``to_background``.
         """
         bg = self.background_only_summary().set_index("extractor")
         worst = self.worst_summary().set_index("extractor")
         per = self.flips_per_cell()
         flips = per.groupby("extractor", sort=False).agg(
-            flip_rate=("flip_rate", "mean"), stable=("stable", "mean"), to_background=("to_background", "mean"),
-            relative_shift=("relative_shift", "median"))
+            flip_rate=("flip_rate", "mean"), flip_rate_same=("flip_rate_same", "mean"), stable=("stable", "mean"),
+            to_background=("to_background", "mean"), relative_shift=("relative_shift", "median"))
         out = pd.concat([bg[["bg_only", "bg_only_3se", "base"]],
                          worst[["own", "worst_class_accuracy", "worst_donor_accuracy"]], flips], axis=1)
         return out.loc[self.names].rename_axis("extractor").reset_index()
