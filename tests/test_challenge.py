@@ -236,3 +236,16 @@ def test_bad_inputs_give_clear_errors(ds, panel):
         run_challenge(panel, {})
     with pytest.raises(ParameterError, match="protocol"):
         run_challenge(panel, EXTRACTORS, protocol={"C": 1})
+
+
+def test_challenge_figures_draw_every_extractor_and_class(res, ds):
+    from bgrobust import plots
+
+    top = res.most_damaging()
+    fig = plots.damaging_backgrounds(ds.crops.images, top[top.extractor.eq("background")])
+    assert len(fig.axes) == len(CLASS_SET) * PARAMS.n_worst
+    assert len(plots.flip_distribution(res.flips_per_cell()).axes) == len(EXTRACTORS)
+    heat = plots.class_heatmap(res.background_only(), "bg_only", label="accuracy")
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == list(EXTRACTORS)
+    cols = {"own": "own", "worst_donor_accuracy": "worst donor"}
+    assert len(plots.worst_case_points(res.worst_summary(), cols).axes[0].get_yticklabels()) == len(EXTRACTORS)
