@@ -6,7 +6,8 @@ from conftest import ROOT
 #: Modules in data-flow order; a module may import only modules listed before it.
 ORDER = ["vocabulary", "constraints", "cache", "paths", "profiles", "devices", "published", "screen", "_segment_gfp", "segment",
          "synth", "io", "crops", "dataset", "imageops", "models", "train", "features", "vae", "baselines",
-         "settings", "extractors", "_libsvm", "classify", "layers", "tables", "claims", "experiments", "replicates", "platecontrol", "proportions",
+         "settings", "extractors", "_libsvm", "classify", "layers", "tables", "claims", "experiments", "replicates",
+         "challenge", "platecontrol", "proportions",
          "robustness", "plots", "export", "sphinxext", "runbook"]
 LIB = ROOT / "lib" / "bgrobust"
 

@@ -26,7 +26,8 @@ from conftest import ROOT  # noqa: E402
 from bgrobust import vocabulary  # noqa: E402
 
 NAMES = ("CLASSES", "SORTED_CLASSES", "CLASS_TITLES", "CLASS_COLORS", "CHANNELS", "EXPERIMENTS",
-         "EXPERIMENT_TITLES", "PAIR_EXPERIMENTS", "TRIPLET_EXPERIMENTS", "MODELS", "MODEL_TITLES", "MODEL_COLORS")
+         "EXPERIMENT_TITLES", "PAIR_EXPERIMENTS", "TRIPLET_EXPERIMENTS", "MODELS", "MODEL_TITLES", "MODEL_COLORS",
+         "CHALLENGE_MEASURES", "CHALLENGE_TITLES")
 LIBRARY = sorted((ROOT / "lib" / "bgrobust").rglob("*.py"))
 CHAPTERS = sorted((ROOT / "notebooks").glob("*.md"))
 
@@ -51,6 +52,7 @@ def test_every_vocabulary_name_is_importable_from_its_home():
     assert list(vocabulary.EXPERIMENT_TITLES) == list(vocabulary.EXPERIMENTS)
     assert set(vocabulary.PAIR_EXPERIMENTS) | set(vocabulary.TRIPLET_EXPERIMENTS) == set(vocabulary.EXPERIMENTS)
     assert list(vocabulary.MODEL_TITLES) == list(vocabulary.MODELS) == list(vocabulary.MODEL_COLORS)
+    assert list(vocabulary.CHALLENGE_TITLES) == list(vocabulary.CHALLENGE_MEASURES)
 
 
 def test_no_other_module_or_chapter_defines_a_vocabulary_name():
@@ -67,6 +69,7 @@ def test_no_other_module_or_chapter_defines_a_vocabulary_name():
 
 def test_no_other_module_or_chapter_spells_a_title_or_order_out():
     titles = set(vocabulary.EXPERIMENT_TITLES.values()) | set(vocabulary.MODEL_TITLES.values())
+    titles |= set(vocabulary.CHALLENGE_TITLES.values())
     titles |= {"Different Loc Swap", "Cell-Free Different Loc Swap"}   # the old second spellings
     orders = {tuple(vocabulary.MODELS), tuple(vocabulary.CHANNELS), tuple(vocabulary.EXPERIMENTS)}
     offenders = []

@@ -384,6 +384,43 @@ def pairwise_accuracy(X1, X2, protocol: SVMProtocol | None = None) -> tuple[floa
     return mean, std
 
 
+def pairwise_fit_predict(X1, X2, X_test, protocol: SVMProtocol | None = None) -> tuple[np.ndarray, bool]:
+    """Fit the protocol's SVM on ``X1`` (label 0) against ``X2`` (label 1) and label other rows.
+
+    The same classifier as :func:`pairwise_accuracy` (the first ``n_per_class`` rows of each
+    class, the protocol's kernel, C and scaling), fitted once on all of those rows instead of
+    fold by fold, then applied to ``X_test``: for a classifier fitted on unaltered crops and
+    asked about altered ones (:mod:`bgrobust.challenge`).
+
+    Returns
+    -------
+    pred : ndarray of int, shape (len(X_test),)
+        0 for ``X1``'s class, 1 for ``X2``'s.
+    stopped : bool
+        Whether libsvm stopped at ``max_iter`` (no warning is issued; the caller counts).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(2)
+    >>> X1, X2 = rng.normal(size=(10, 2)), rng.normal(size=(10, 2)) + [6, 0]
+    >>> pairwise_fit_predict(X1, X2, [[0.0, 0.0], [6.0, 0.0]], SVMProtocol(n_per_class=10))[0].tolist()
+    [0, 1]
+    """
+    protocol = _protocol(protocol)
+    X1 = _take(X1, protocol, "X1")
+    X2 = _take(X2, protocol, "X2")
+    X_test = _as_features(X_test, "X_test")
+    if not (X1.shape[1] == X2.shape[1] == X_test.shape[1]):
+        raise ValueError(f"X1, X2 and X_test must have the same number of features, got "
+                         f"{X1.shape[1]}, {X2.shape[1]} and {X_test.shape[1]}")
+    X = np.vstack([X1, X2])
+    y = np.concatenate([np.zeros(len(X1), int), np.ones(len(X2), int)])
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        pred, stopped = _fit_predict(protocol, X, y, X_test)
+    return np.asarray(pred, int), bool(stopped)
+
+
 # --------------------------------------------------------------------------- protein-held-out split
 
 

@@ -482,3 +482,148 @@ def realism_examples(real_images, real_classes, real_groups, synthetic_images, s
              for c in classes}
     fig = side_by_side({k: v[0] for k, v in shown.items()}, {k: v[1] for k, v in shown.items()}, n=n)
     return _closed(fig)
+
+
+# --------------------------------------------------------------------------- the backgrounds challenge
+def class_heatmap(table: pd.DataFrame, value: str, *, label: str, vmin: float = 0.0, vmax: float = 1.0,
+                  cmap: str = "viridis"):
+    """One row per extractor, one column per class: ``value`` of a per-class table, printed in each cell.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``extractor, class`` and ``value`` columns (e.g. ``ChallengeResults.background_only()``).
+    value : str
+        The column to show.
+    label : str
+        The colour bar's label.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"extractor": ["a", "a", "b", "b"], "class": ["actin", "ER"] * 2,
+    ...                   "bg_only": [0.5, 0.6, 0.9, 0.8]})
+    >>> [x.get_text() for x in class_heatmap(t, "bg_only", label="accuracy").axes[0].get_yticklabels()]
+    ['a', 'b']
+    """
+    _check_columns(table, ["extractor", "class", value], "class_heatmap: table")
+    wide = table.pivot(index="extractor", columns="class", values=value)
+    wide = wide.loc[list(dict.fromkeys(table["extractor"])), [c for c in CLASSES if c in wide.columns]]
+    fig, ax = plt.subplots(figsize=(0.5 * wide.shape[1] + 3.2, 0.36 * wide.shape[0] + 1.6))
+    im = ax.imshow(wide.to_numpy(float), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
+    for (r, c), v in np.ndenumerate(wide.to_numpy(float)):
+        if np.isfinite(v):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                    color="w" if (v - vmin) / (vmax - vmin) < 0.5 else "k")
+    ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=7)
+    fig.colorbar(im, ax=ax, label=label, fraction=0.03)
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def worst_case_points(summary: pd.DataFrame, columns: Mapping[str, str], *, chance: float = 0.5):
+    """Per extractor, mean accuracy ± 3 SE under several backgrounds (one marker per column).
+
+    Parameters
+    ----------
+    summary : DataFrame
+        ``extractor`` and, for every key of ``columns``, the column and its ``<column>_3se``
+        (e.g. ``ChallengeResults.worst_summary()``).
+    columns : mapping
+        ``{column: legend label}``, in drawing order.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"extractor": ["a"], "own": [0.9], "own_3se": [0.02], "worst": [0.4], "worst_3se": [0.05]})
+    >>> len(worst_case_points(s, {"own": "own background", "worst": "worst donor"}).axes[0].collections)
+    2
+    """
+    _check_columns(summary, ["extractor", *columns, *(f"{c}_3se" for c in columns)], "worst_case_points: summary")
+    fig, ax = plt.subplots(figsize=(6.4, 0.34 * len(summary) + 1.4))
+    y = np.arange(len(summary))
+    for k, (col, label) in enumerate(columns.items()):
+        ax.errorbar(summary[col], y + (k - (len(columns) - 1) / 2) * 0.18, xerr=summary[f"{col}_3se"], fmt="o",
+                    ms=4, lw=0.8, label=label)
+    ax.axvline(chance, color="k", lw=0.8, ls="--")
+    ax.set_yticks(y, summary["extractor"], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("pairwise accuracy (mean over class pairs ± 3 SE); dashed: chance")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def flip_distribution(per_cell: pd.DataFrame, *, bins: int = 10):
+    """Per extractor, the distribution over cells of the share of swapped backgrounds that flip their label.
+
+    Parameters
+    ----------
+    per_cell : DataFrame
+        ``extractor, flip_rate, stable`` (``ChallengeResults.flips_per_cell()``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"extractor": ["a"] * 3, "flip_rate": [0.0, 0.5, 1.0], "stable": [True, False, False]})
+    >>> flip_distribution(t).axes[0].get_title()
+    'a: 33% stable'
+    """
+    _check_columns(per_cell, ["extractor", "flip_rate", "stable"], "flip_distribution: per_cell")
+    names = list(dict.fromkeys(per_cell["extractor"]))
+    cols = min(4, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.6, 1.9 * rows + 0.4), squeeze=False, sharex=True)
+    edges = np.linspace(0, 1, bins + 1)
+    for ax, name in zip(axes.flat, names):
+        g = per_cell[per_cell["extractor"].eq(name)]
+        ax.hist(g["flip_rate"], bins=edges, color="#555555")
+        ax.set_title(f"{name}: {g['stable'].mean():.0%} stable", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("share of swapped backgrounds\nthat flip the cell's label", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("cells", fontsize=7)
+    fig.tight_layout()
+    return _closed(fig)
+
+
+def damaging_backgrounds(images, top: pd.DataFrame, *, channel: int = 0):
+    """The most damaging donor crops of every class: one row per centre class, its worst donors left to right.
+
+    Parameters
+    ----------
+    images : (N, C, S, S) array
+        The crops ``top.background_index`` points into (``dataset.crops.images``).
+    top : DataFrame
+        One extractor's rows of ``ChallengeResults.most_damaging()`` (``class, rank,
+        donor_class, Accuracy, background_index``).
+    channel : int
+        The channel shown (GFP, in green).
+
+    Examples
+    --------
+    >>> top = pd.DataFrame({"class": ["actin", "actin"], "rank": [1, 2], "donor_class": ["ER", "vacuole"],
+    ...                     "Accuracy": [0.2, 0.4], "background_index": [0, 1]})
+    >>> damaging_backgrounds(np.random.default_rng(0).random((2, 1, 8, 8)), top).axes[1].get_title()
+    'vacuole: 0.40'
+    """
+    _check_columns(top, ["class", "rank", "donor_class", "Accuracy", "background_index"], "damaging_backgrounds: top")
+    classes = [c for c in CLASSES if c in set(top["class"])]
+    n = int(top["rank"].max())
+    fig, axes = plt.subplots(len(classes), n, figsize=(1.25 * n + 1.7, 1.35 * len(classes) + 0.3), squeeze=False)
+    for r, c in enumerate(classes):
+        g = top[top["class"].eq(c)].sort_values("rank")
+        for k in range(n):
+            ax = axes[r, k]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < len(g):
+                row = g.iloc[k]
+                ax.imshow(green(np.asarray(images[int(row.background_index)])[channel]))
+                ax.set_title(f"{row.donor_class}: {row.Accuracy:.2f}", fontsize=6, color=CLASS_COLORS.get(row.donor_class, "k"))
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=7, color=CLASS_COLORS.get(c, "k"))
+    fig.tight_layout()
+    return _closed(fig)

@@ -48,6 +48,14 @@ class RobustnessReport:
         Same-localization minus different-localization swap accuracy: mean, low, high.
     verdict : str
     seconds : float
+    bg_gap : dict
+        The BG-gap (:mod:`bgrobust.challenge`): ``same`` and ``lower`` (the mean accuracies of
+        the same-localization swap and of the swap it is compared with), ``gap`` (their
+        difference, ``drop["mean"]``) with ``low`` and ``high`` (the interval of ``drop``),
+        ``share`` (the gap as a share of the headroom above chance,
+        ``(same - lower) / (same - 0.5)``, :func:`bgrobust.tables.headroom_share`) with
+        ``share_low`` and ``share_high`` (the interval divided by the same headroom) and
+        ``interval`` (how the interval was made).  :attr:`summary` says it in one line.
     """
 
     name: str
@@ -59,6 +67,12 @@ class RobustnessReport:
     verdict: str
     seconds: float = float("nan")
     meta: dict = field(default_factory=dict)
+    bg_gap: dict = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """The one-line BG-gap summary: the gap, its interval and its share of the headroom, and the verdict."""
+        return _gap_line(self.name, self.bg_gap)
 
     def scatter(self, ax=None):
         """Fig. 2 for this extractor: per-class accuracy, original against modified background."""
@@ -121,6 +135,28 @@ def _verdict(name: str, drop: dict, lower: str = "diff") -> str:
     if drop["high"] < 0:
         return f"{name} is helped by different backgrounds: {text} (interval below 0)."
     return f"{name}: no background effect shown: {text} (interval includes 0)."
+
+
+def _bg_gap(same: float, lower: float, drop: dict, lower_name: str, interval: str) -> dict:
+    """The BG-gap of :class:`RobustnessReport`: the drop, its interval and its share of the headroom."""
+    from .tables import headroom_share
+
+    room = same - 0.5
+    scale = (lambda v: v / room) if room > 0 else (lambda v: float("nan"))
+    return {"same": same, "lower": lower, "lower_name": lower_name, "gap": drop["mean"], "low": drop["low"],
+            "high": drop["high"], "share": headroom_share(same, same - drop["mean"]), "share_low": scale(drop["low"]),
+            "share_high": scale(drop["high"]), "interval": interval}
+
+
+def _gap_line(name: str, gap: dict) -> str:
+    if not gap or not np.isfinite(gap.get("gap", np.nan)):
+        return f"{name}: BG-gap not measured (no same-loc and {gap.get('lower_name', 'diff-loc')} swap results)."
+    what = "reads the background" if gap["low"] > 0 else (
+        "is helped by different backgrounds" if gap["high"] < 0 else "no background effect shown")
+    share = (f"{gap['share']:.0%} of the headroom above chance [{gap['share_low']:.0%}, {gap['share_high']:.0%}]"
+             if np.isfinite(gap["share"]) else "no headroom above chance")
+    return (f"{name}: BG-gap {gap['gap']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}] ({gap['interval']}), "
+            f"{share}; same-loc swap {gap['same']:.3f}, {gap['lower_name']} {gap['lower']:.3f}: {what}.")
 
 
 def _check_arguments(n_cells, classes, channels, random_state, n_jobs, protocol, sets) -> None:
@@ -262,8 +298,19 @@ def robustness_report(extractor, dataset=None, *, profile: str = "demo", sets=No
     else:
         d = paired_difference(per_class, "same", lower)
     claims = pd.DataFrame() if few else res.claims("all")
+    lower_name = "other-class background" if few else "diff-loc swap"
+    if {"same", lower} <= set(results):
+        if few:
+            same_mean, lower_mean = float(results["same"]["Accuracy"].mean()), float(results[lower]["Accuracy"].mean())
+        else:
+            same_mean, lower_mean = float(per_class["same"].mean()), float(per_class[lower].mean())
+        gap = _bg_gap(same_mean, lower_mean, d, lower_name,
+                      "3 SE from the folds" if few else "3 SE over classes")
+    else:
+        gap = {"lower_name": lower_name}
     return RobustnessReport(name=run.name, results=results, table=table, per_class=per_class, claims=claims,
                             drop=d, verdict=_verdict(run.name, d, lower), seconds=time.perf_counter() - start,
+                            bg_gap=gap,
                             meta={"n_cells": n_cells, "classes": classes, "protocol": protocol.to_dict(),
                                   "channels": list(channels), "skipped": skipped,
                                   "design": "other-class background" if few else "the paper's five settings"})

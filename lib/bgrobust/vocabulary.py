@@ -88,6 +88,17 @@ TRIPLET_EXPERIMENTS: tuple[str, ...] = ("diff", "batch")
 OTHER_CLASS: str = "other"
 OTHER_CLASS_TITLE: str = "Other-Class Background"
 
+#: The backgrounds challenge (:mod:`bgrobust.challenge`, after Xiao et al. 2020; not the paper's):
+#: its measures, in the order a chapter shows them, and their display names.
+CHALLENGE_MEASURES: tuple[str, ...] = ("bg_only", "worst_class", "worst_donor", "flips", "bg_gap")
+CHALLENGE_TITLES: dict[str, str] = {
+    "bg_only": "Background Only",
+    "worst_class": "Worst Background Class",
+    "worst_donor": "Worst Donor Crop",
+    "flips": "Per-Cell Flips",
+    "bg_gap": "BG-Gap",
+}
+
 #: The paper's three feature extractors, in its row order.
 MODELS: tuple[str, ...] = ("pifia", "pci", "deeploc")
 #: Display names of the models (Table 1 rows).
