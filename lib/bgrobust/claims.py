@@ -188,7 +188,8 @@ def across_seeds(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
         ``between_seed_sd`` (its standard deviation over seeds), ``min`` and ``max``;
         ``within_run_halfwidth`` (the mean over seeds of half the within-run interval,
         ``(high - low) / 2``) and their ratio ``sd_over_halfwidth``; ``n_holds`` (seeds where
-        the claim holds) and ``verdict``: "holds in every seed", "fails in every seed" or
+        the claim holds) and ``verdict``: "holds in every seed", "holds in no seed" (not shown or
+        reversed: see the per-seed verdicts) or
         "holds in k of n seeds".
 
     Examples
@@ -229,7 +230,7 @@ def across_seeds(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
         "n_holds": g["holds"].sum().astype(int),
     })
     out["sd_over_halfwidth"] = out["between_seed_sd"] / out["within_run_halfwidth"]
-    out["verdict"] = [("holds in every seed" if h == n else "fails in every seed" if h == 0
+    out["verdict"] = [("holds in every seed" if h == n else "holds in no seed" if h == 0
                        else f"holds in {h} of {n} seeds") for h, n in zip(out["n_holds"], out["n_seeds"])]
     return out
 

@@ -190,8 +190,11 @@ def run_replicates(design: Design, seeds: Sequence[int], *, parallel: int | None
         Distinct seeds.
     parallel : int, optional
         Seeds run at once, each in its own process with ``cores // parallel`` torch threads
-        and serial SVMs (on 2 cores two single-threaded runs do about 1.3x the work of one
-        two-threaded run: ``benchmarks/bench_threads.py``). Default: as many as there are
+        and serial SVMs. Whether that pays depends on the stage (``benchmarks/bench_threads.py``
+        on 2 cores: two single-threaded extractions do 0.7-1.8x the work of one two-threaded
+        one, by model; in the demo book two replicate seeds took 481 s side by side, where the
+        same work for the chapter's own seed in two threads, screen + training + experiments
+        of chapters 1, 2 and 4, took 476 s). Default: as many as there are
         seeds and cores. ``1`` runs the seeds one after the other in this process with
         ``n_jobs`` SVM workers.
     n_jobs : int
