@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from .claims import across_seeds
 from .experiments import ExperimentResults, run_experiments
+from .vocabulary import MODELS
 
 __all__ = ["Design", "run_seed", "run_replicates", "Replicates"]
 
@@ -81,7 +82,7 @@ class Design:
     pooling: str = "mean"
     layers: Mapping = field(default_factory=dict)
     classes: Sequence[str] | None = None
-    models: Sequence[str] = ("pifia", "pci", "deeploc")
+    models: Sequence[str] = MODELS
 
     def __post_init__(self):
         for name in ("screen", "dataset", "training", "settings", "svm", "layers"):
