@@ -81,3 +81,31 @@ def test_bad_extractors_get_clear_errors():
         as_extractor(lambda x: np.zeros((2, 3)))(crops)
     with pytest.raises(ValueError, match="NaN"):
         as_extractor(lambda x: np.full((len(x), 2), np.nan))(crops)
+
+
+def test_report_round_trips_through_save_and_load(sets, tmp_path):
+    from bgrobust.robustness import RobustnessReport
+
+    rep = robustness_report(background_only, sets=sets, classes=CLASSES4, n_jobs=1, progress=False,
+                            preprocess=None, name="background only")
+    folder = rep.save(tmp_path / "report")
+    back = RobustnessReport.load(folder)
+    assert back.name == rep.name and back.verdict == rep.verdict and back.drop == pytest.approx(rep.drop)
+    assert back.bg_gap.keys() == rep.bg_gap.keys()
+    for exp, df in rep.results.items():
+        np.testing.assert_allclose(back.results[exp]["Accuracy"], df["Accuracy"])
+    np.testing.assert_allclose(back.table["mean"], rep.table["mean"])
+    np.testing.assert_allclose(back.per_class.to_numpy(), rep.per_class.to_numpy())
+    assert list(back.per_class.columns) == list(rep.per_class.columns)
+    assert back.summary == rep.summary
+    frame = rep.to_frame()
+    assert list(frame.columns[:2]) == ["extractor", "experiment"] and (frame.extractor == rep.name).all()
+    assert len(frame) == len(rep.table) and frame["verdict"].eq(rep.verdict).all()
+    # saving again replaces the folder; a folder that is not a report is refused with its name
+    rep.save(folder)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(FileNotFoundError, match="lacks"):
+        RobustnessReport.load(tmp_path / "other")
+    (folder / "report.json").write_text("{not json")
+    with pytest.raises(ValueError, match="report.json"):
+        RobustnessReport.load(folder)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,71 @@ class RobustnessReport:
         """The one-line BG-gap summary: the gap, its interval and its share of the headroom, and the verdict."""
         return _gap_line(self.name, self.bg_gap)
 
+    def to_frame(self) -> pd.DataFrame:
+        """The report as one tidy table: a row per experiment, with the extractor's name.
+
+        Columns: ``extractor``, then :attr:`table`'s (``experiment``, ``mean``, ``three_se``, ...),
+        then the drop (``drop``, ``drop_low``, ``drop_high``), the BG-gap's headroom share and
+        the verdict, repeated on every row so that several reports concatenate into one table.
+        """
+        out = self.table.copy()
+        out.insert(0, "extractor", self.name)
+        out["drop"], out["drop_low"], out["drop_high"] = (self.drop.get(k, np.nan) for k in ("mean", "low", "high"))
+        out["bg_gap_share"] = self.bg_gap.get("share", np.nan)
+        out["verdict"] = self.verdict
+        return out
+
+    def save(self, folder) -> Path:
+        """Write the report into ``folder`` (replaced as a whole, atomically); :meth:`load` reads it back.
+
+        Layout: ``results/results_<experiment>.csv`` (the paper's per-pair CSVs,
+        :func:`bgrobust.tables.write_results`), ``table.csv``, ``per_class.csv``,
+        ``claims.csv`` and ``report.json`` (name, drop, verdict, BG-gap, seconds, meta).
+        """
+        import json
+
+        from .cache import atomic_dir
+        from .tables import write_results
+
+        folder = Path(folder)
+        with atomic_dir(folder) as tmp:
+            write_results(self.results, tmp / "results")
+            self.table.to_csv(tmp / "table.csv", index=False)
+            self.per_class.to_csv(tmp / "per_class.csv")
+            self.claims.to_csv(tmp / "claims.csv", index=False)
+            (tmp / "report.json").write_text(json.dumps(
+                {"name": self.name, "drop": self.drop, "verdict": self.verdict, "seconds": self.seconds,
+                 "bg_gap": self.bg_gap, "meta": self.meta}, indent=2, default=_jsonable) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "RobustnessReport":
+        """A report written by :meth:`save`."""
+        import json
+
+        from .tables import read_paper_results
+
+        folder = Path(folder)
+        need = ["report.json", "table.csv", "per_class.csv", "claims.csv", "results"]
+        missing = [n for n in need if not (folder / n).exists()]
+        if missing:
+            raise FileNotFoundError(f"RobustnessReport.load: {folder} lacks {missing} (not written by "
+                                    f"RobustnessReport.save?)")
+        try:
+            info = json.loads((folder / "report.json").read_text())
+        except ValueError as exc:
+            raise ValueError(f"RobustnessReport.load: {folder / 'report.json'} is not valid JSON: {exc}") from None
+        for key in ("name", "drop", "verdict"):
+            if key not in info:
+                raise ValueError(f"RobustnessReport.load: {folder / 'report.json'} has no field {key!r}")
+        results = read_paper_results(folder / "results")
+        results = next(iter(results.values())) if len(results) == 1 else results
+        per_class = pd.read_csv(folder / "per_class.csv", index_col=0)
+        per_class.columns.name = "experiment"
+        return cls(info["name"], results, pd.read_csv(folder / "table.csv"), per_class,
+                   pd.read_csv(folder / "claims.csv"), info["drop"], info["verdict"],
+                   float(info.get("seconds", float("nan"))), info.get("meta", {}), info.get("bg_gap", {}))
+
     def scatter(self, ax=None):
         """Fig. 2 for this extractor: per-class accuracy, original against modified background."""
         import matplotlib.pyplot as plt
@@ -94,6 +160,15 @@ class RobustnessReport:
         ax.set_title(self.name, fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
         return ax.figure
+
+
+def _jsonable(value):
+    """JSON for numpy scalars and arrays in a report's fields."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _settings_for_proteins(dataset, classes, settings) -> tuple[list[str], dict[str, str]]:
