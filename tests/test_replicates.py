@@ -63,8 +63,11 @@ def test_replicates_and_design_check_their_inputs():
     other = ExperimentResults({"pci": one.results["pifia"]}, one.protocol, one.classes)
     with pytest.raises(ValueError, match="extractors"):
         Replicates({0: one, 1: other})
-    with pytest.raises(ValueError, match="need the claim tables of >= 2 seeds"):
-        Replicates({0: one}).claims()
+    single = Replicates({0: one}).claims().set_index(["section", "model"])   # one seed: its own verdicts
+    own = one.claims().set_index(["section", "model"])
+    np.testing.assert_allclose(single["mean"], own["difference"])
+    assert single.between_seed_sd.isna().all() and single.n_seeds.eq(1).all()
+    assert (single.verdict == np.where(own.holds, "holds in the one seed", "holds in no seed")).all()
     with pytest.raises(ValueError, match="n_cells"):
         Design(settings={})
     with pytest.raises(ValueError, match="n_cells"):

@@ -226,12 +226,17 @@ def test_base_proteins_same_gives_the_same_swaps_centre_cells_unaltered(ds_three
     assert default.base[CLASSES4[0]].table.centre_strain.nunique() > 1  # the paper's: all proteins
 
 
-def test_base_proteins_same_needs_two_proteins(ds_tiny, tmp_path):
-    t = ds_tiny.crops.table
-    drop = t.strain == t[t.localization == "Golgi"].strain.iloc[0]
+def _one_golgi_protein(ds):
+    """The dataset without one of its two Golgi proteins (a class with a single protein)."""
     from bgrobust.dataset import Dataset
-    one = Dataset(ds_tiny.crops.subset(np.flatnonzero(~drop)), ds_tiny.cell_free,
-                  ds_tiny.segmentation_quality, ds_tiny.report)
+
+    t = ds.crops.table
+    drop = t.strain == t[t.localization == "Golgi"].strain.iloc[0]
+    return Dataset(ds.crops.subset(np.flatnonzero(~drop)), ds.cell_free, ds.segmentation_quality, ds.report)
+
+
+def test_base_proteins_same_needs_two_proteins(ds_tiny, tmp_path):
+    one = _one_golgi_protein(ds_tiny)
     with pytest.raises(ValueError, match="base_proteins='same' needs two"):
         generate_settings(one, 5, classes=CLASSES4[:2], settings=("base",), base_proteins="same",
                           progress=False, cache_dir=tmp_path)
@@ -253,11 +258,7 @@ def test_design_and_swap_arguments_are_checked(ds_tiny, tmp_path):
     with pytest.raises(TypeError, match="CentreRemoval"):
         generate_settings(ds_tiny, 5, swap="clean", removal={"dilation": 2}, **kw)
     # a background of the centre's own class needs a second protein of that class
-    t = ds_tiny.crops.table
-    drop = t.strain == t[t.localization == "Golgi"].strain.iloc[0]
-    from bgrobust.dataset import Dataset
-    one = Dataset(ds_tiny.crops.subset(np.flatnonzero(~drop)), ds_tiny.cell_free,
-                  ds_tiny.segmentation_quality, ds_tiny.report)
+    one = _one_golgi_protein(ds_tiny)
     with pytest.raises(ValueError, match="class 'Golgi' has only"):
         generate_settings(one, 5, classes=CLASSES4[:2], settings=("diff",), swap_backgrounds="all",
                           progress=False, cache_dir=tmp_path)

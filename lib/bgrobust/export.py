@@ -258,6 +258,14 @@ def write_h5ad(path, features, obs: pd.DataFrame, *, var_names: Sequence[str] | 
     return path
 
 
+def _existing_file(path, who: str) -> Path:
+    """``path`` as a Path, or FileNotFoundError naming the reader and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{who}: {path} does not exist")
+    return path
+
+
 def read_h5ad(path) -> Exported:
     """Read an ``.h5ad`` file written by :func:`write_h5ad` (or any AnnData with dense ``X``).
 
@@ -272,9 +280,7 @@ def read_h5ad(path) -> Exported:
     FileNotFoundError
         If ``path`` does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"read_h5ad: {path} does not exist")
+    path = _existing_file(path, "read_h5ad")
     anndata = _anndata()
     adata = anndata.read_h5ad(path)
     x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
@@ -403,9 +409,7 @@ def read_parquet(path, *, prefix: str = METADATA_PREFIX) -> Exported:
     """
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"read_parquet: {path} does not exist")
+    path = _existing_file(path, "read_parquet")
     table = pq.read_table(path)
     out = from_profiles(table.to_pandas(), prefix=prefix)
     raw = (table.schema.metadata or {}).get(UNS_KEY.encode())

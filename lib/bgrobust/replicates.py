@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -193,9 +194,10 @@ def run_replicates(design: Design, seeds: Sequence[int], *, parallel: int | None
         Seeds run at once, each in its own process with ``cores // parallel`` torch threads
         and serial SVMs. Whether that pays depends on the stage (``benchmarks/bench_threads.py``
         on 2 cores: two single-threaded extractions do 0.7-1.8x the work of one two-threaded
-        one, by model; in the demo book two replicate seeds took 481 s side by side, where the
-        same work for the chapter's own seed in two threads, screen + training + experiments
-        of chapters 1, 2 and 4, took 476 s). Default: as many as there are
+        one, by model; in the demo book, ``benchmarks/results/demo_book.json``, the two replicate
+        seeds took 461 s side by side, where the same work for the chapter's own seed in two
+        threads, screen + training + experiments of chapters 1, 2 and 4, took 337 s). Default:
+        as many as there are
         seeds and cores. ``1`` runs the seeds one after the other in this process with
         ``n_jobs`` SVM workers.
     n_jobs : int
@@ -288,10 +290,19 @@ class Replicates:
     def claims(self, aggregation: str = "all", **kw) -> pd.DataFrame:
         """The claims over the seeds (:func:`bgrobust.claims.across_seeds`), with the claim's text.
 
-        Needs at least two seeds.
+        With one seed the same columns come back: its difference as mean, min and max, no
+        between-seed SD (NaN), its interval's half-width, and the verdict of that one run.
         """
         per_seed = [res.claims(aggregation, **kw) for res in self.runs.values()]
-        out = across_seeds(per_seed).reset_index()
+        if len(per_seed) == 1:
+            one = per_seed[0]
+            out = one[["section", "model"]].assign(
+                n_seeds=1, mean=one["difference"], between_seed_sd=np.nan, min=one["difference"],
+                max=one["difference"], within_run_halfwidth=(one["high"] - one["low"]) / 2,
+                n_holds=one["holds"].astype(int), sd_over_halfwidth=np.nan,
+                verdict=np.where(one["holds"], "holds in the one seed", "holds in no seed"))
+        else:
+            out = across_seeds(per_seed).reset_index()
         text = per_seed[0].drop_duplicates("section").set_index("section")["claim"]
         out.insert(1, "claim", out["section"].map(text))
         return out
