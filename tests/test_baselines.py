@@ -208,6 +208,40 @@ def test_extractor_segments_the_centre_cell_when_no_mask_is_given():
     assert X.loc[0, "n_other_cells"] == 1
 
 
+def _noisy_crops(n: int = 6, seed: int = 0):
+    """Raw-looking crops: camera offset, noise and a bright disc of varying brightness."""
+    from bgrobust.crops import CropSet
+
+    rng = np.random.default_rng(seed)
+    images = 100.0 + rng.normal(0, 5, size=(n, 3, S, S))
+    masks = np.repeat(disc(32, 32, 10)[None], n, axis=0)
+    for i in range(n):
+        images[i, 0][masks[i]] += 50.0 + 40.0 * i + rng.normal(0, 10, masks[i].sum())
+        images[i, 2][masks[i]] += 200.0
+    return CropSet(images.astype(np.float32), masks, pd.DataFrame(index=range(n)))
+
+
+def test_structural_features_see_raw_crops_and_standardised_composites_on_one_scale():
+    # chapter 4's base crops are raw, its swap composites standardised per protein (near 0,
+    # partly negative); per-crop min-max makes the descriptor invariant to that affine change
+    from bgrobust.extractors import StructuralFeatures
+
+    ref = _noisy_crops()
+    z = (ref.images - ref.images.mean()) / ref.images.std()
+    scaled = StructuralFeatures(ref)
+    assert np.abs(scaled(ref.images, masks=ref.masks) - scaled(z, masks=ref.masks)).max() < 1e-3
+    raw = StructuralFeatures(ref, intensity="raw")
+    drift = np.abs(raw(ref.images, masks=ref.masks) - raw(z, masks=ref.masks)).max()
+    assert drift > 10  # ratio features divide by pixel values near zero
+
+
+def test_structural_features_reject_an_unknown_intensity_option():
+    from bgrobust.extractors import StructuralFeatures
+
+    with pytest.raises(ValueError, match="intensity must be one of"):
+        StructuralFeatures(_noisy_crops(), intensity="zscore")
+
+
 # ---------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("shape", [(3, S, S), (1, 2, S, S), (1, 3, S)])
 def test_wrong_image_shape_is_an_error(shape):

@@ -237,22 +237,46 @@ class CallableFeatures(Extractor):
 class StructuralFeatures(Extractor):
     """The hand-crafted structural baseline (:class:`bgrobust.baselines.StructuralExtractor`), standardised.
 
+    Every crop is first rescaled on its own, as each of the three networks does before it sees
+    a crop (:mod:`bgrobust.models.preprocess`): with ``intensity="minmax"`` each channel to
+    [0, 1] by its own minimum and maximum (:func:`minmax_per_channel`, PCI's transform). The raw crops of the base and mask
+    settings and the composites of same, diff and batch (whose pixels are standardised per
+    protein, section 3.2, so they are near zero and partly negative) then reach the descriptor
+    on one scale; without it (``intensity="raw"``) its ratio features (``cell_bg_contrast``,
+    ``gfp_max_over_median``, ...) divide by values near zero on composites and reach 1e7.
     Its features have very different scales (areas, counts, intensities) and the paper's SVM
-    does not scale, so each is standardised once with the mean and standard deviation over
-    ``reference`` crops (e.g. the screen's valid crops), the same for every set.
+    does not scale, so each is then standardised once with the mean and standard deviation
+    over ``reference`` crops (e.g. the screen's valid crops), the same for every set.
 
     Parameters
     ----------
     reference : CropSet
         Crops (with masks) whose feature statistics standardise every set.
     name : str
+    intensity : {"minmax", "raw"}, default "minmax"
+        Per-crop, per-channel rescaling before the descriptor (``"raw"``: none).
     **options
         Options of :class:`~bgrobust.baselines.StructuralExtractor`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bgrobust.crops import CropSet
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(100, 900, size=(4, 3, 64, 64)).astype(np.float32)
+    >>> masks = np.zeros((4, 64, 64), bool); masks[:, 20:44, 20:44] = True
+    >>> f = StructuralFeatures(CropSet(images, masks, pd.DataFrame(index=range(4))))
+    >>> a = f(images, masks=masks)
+    >>> b = f((images - 500) / 200, masks=masks)  # standardised pixels, as in a composite
+    >>> bool(np.abs(a - b).max() < 1e-3)
+    True
     """
 
     needs_masks = True
+    INTENSITY = ("minmax", "raw")
 
-    def __init__(self, reference, *, name: str = "structural (hand-crafted)", **options):
+    def __init__(self, reference, *, name: str = "structural (hand-crafted)", intensity: str = "minmax",
+                 **options):
         from .baselines import StructuralExtractor
 
         if not hasattr(reference, "images") or getattr(reference, "masks", None) is None:
@@ -260,13 +284,24 @@ class StructuralFeatures(Extractor):
                             f"got {type(reference).__name__}")
         if len(reference.images) < 2:
             raise ValueError(f"StructuralFeatures: reference needs >= 2 crops, got {len(reference.images)}")
+        if intensity not in self.INTENSITY:
+            raise ValueError(f"StructuralFeatures: intensity must be one of {self.INTENSITY}, got {intensity!r}")
+        self.intensity = intensity
         self.extract = StructuralExtractor(**options)
-        ref = self.extract(reference.images, reference.masks)
+        ref = self._raw_features(reference.images, reference.masks)
         self.mean, self.sd = ref.mean(0), ref.std(0) + 1e-9
         self.name = name
 
+    def _raw_features(self, images, masks):
+        if self.intensity == "raw":
+            return self.extract(images, masks)
+        n, step = len(images), self.extract.batch_size
+        return np.concatenate([self.extract(minmax_per_channel(np.asarray(images[s:s + step], np.float32)),
+                                            masks[s:s + step])
+                               for s in range(0, n, step)]) if n else self.extract(images, masks)
+
     def _features(self, images, masks, ids):
-        return ((self.extract(images, masks) - self.mean) / self.sd).astype(np.float32)
+        return ((self._raw_features(images, masks) - self.mean) / self.sd).astype(np.float32)
 
 
 class PrecomputedFeatures(Extractor):
