@@ -235,6 +235,27 @@ def test_structural_features_see_raw_crops_and_standardised_composites_on_one_sc
     assert drift > 10  # ratio features divide by pixel values near zero
 
 
+def test_structural_features_read_their_channels_by_name_and_fill_undefined_features():
+    # real crops: GFP and the cell marker only; the nuclear features are undefined (NaN)
+    import warnings
+
+    from bgrobust.crops import CropSet
+    from bgrobust.extractors import StructuralFeatures
+
+    three = _noisy_crops()
+    two = CropSet(three.images[:, [0, 2]], three.masks, three.table, channels=("gfp", "cytoplasm"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = StructuralFeatures(two, channels=("gfp", "cytoplasm")).with_channels(two.channels)
+        X = f(two.images, masks=two.masks)
+    assert np.isfinite(X).all() and X.shape == (len(two.images), len(f.extract.feature_names))
+    undefined = [i for i, n in enumerate(f.extract.feature_names) if "nuc" in n]
+    assert undefined and np.all(X[:, undefined] == 0)
+    assert np.abs(X).max() > 0.5  # the defined features vary
+    with pytest.raises(ValueError, match="reads channel"):
+        StructuralFeatures(two)  # the default descriptor wants the nuclear channel too
+
+
 def test_structural_features_reject_an_unknown_intensity_option():
     from bgrobust.extractors import StructuralFeatures
 

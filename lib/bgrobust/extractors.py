@@ -248,6 +248,9 @@ class StructuralFeatures(Extractor):
     does not scale, so each is then standardised once with the mean and standard deviation
     over ``reference`` crops (e.g. the screen's valid crops), the same for every set.
 
+    A feature that is undefined for a crop (NaN, e.g. a neighbour measure without neighbours,
+    or a marker channel the crops lack) is left out of the statistics and set to the mean (0).
+
     Parameters
     ----------
     reference : CropSet
@@ -256,7 +259,9 @@ class StructuralFeatures(Extractor):
     intensity : {"minmax", "raw"}, default "minmax"
         Per-crop, per-channel rescaling before the descriptor (``"raw"``: none).
     **options
-        Options of :class:`~bgrobust.baselines.StructuralExtractor`.
+        Options of :class:`~bgrobust.baselines.StructuralExtractor`; its ``channels`` are
+        taken by name from the crops' channels (e.g. ``channels=("gfp", "cytoplasm")`` for
+        real crops without a nuclear marker).
 
     Examples
     --------
@@ -288,20 +293,28 @@ class StructuralFeatures(Extractor):
             raise ValueError(f"StructuralFeatures: intensity must be one of {self.INTENSITY}, got {intensity!r}")
         self.intensity = intensity
         self.extract = StructuralExtractor(**options)
-        ref = self._raw_features(reference.images, reference.masks)
-        self.mean, self.sd = ref.mean(0), ref.std(0) + 1e-9
         self.name = name
+        ref = self._raw_features(reference.images, reference.masks,
+                                 tuple(getattr(reference, "channels", None) or CHANNELS))
+        defined = np.isfinite(ref)
+        count = np.maximum(defined.sum(0), 1)
+        filled = np.where(defined, ref, 0.0)
+        self.mean = filled.sum(0) / count  # a feature never defined gets mean 0 and sd 1e-9: it stays 0
+        self.sd = np.sqrt((np.where(defined, ref - self.mean, 0.0) ** 2).sum(0) / count) + 1e-9
 
-    def _raw_features(self, images, masks):
-        if self.intensity == "raw":
-            return self.extract(images, masks)
+    def _raw_features(self, images, masks, channels):
+        idx = _channel_index(self.extract.channels, channels, self.name)
         n, step = len(images), self.extract.batch_size
-        return np.concatenate([self.extract(minmax_per_channel(np.asarray(images[s:s + step], np.float32)),
-                                            masks[s:s + step])
-                               for s in range(0, n, step)]) if n else self.extract(images, masks)
+        out = []
+        for s in range(0, n, step):
+            x = np.asarray(images[s:s + step])[:, idx]
+            out.append(self.extract(x if self.intensity == "raw" else minmax_per_channel(x.astype(np.float32)),
+                                    np.asarray(masks[s:s + step])))
+        return np.concatenate(out) if out else np.zeros((0, len(self.extract.feature_names)), np.float32)
 
     def _features(self, images, masks, ids):
-        return ((self._raw_features(images, masks) - self.mean) / self.sd).astype(np.float32)
+        z = (self._raw_features(images, masks, self.crop_channels) - self.mean) / self.sd
+        return np.nan_to_num(z, nan=0.0).astype(np.float32)
 
 
 class PrecomputedFeatures(Extractor):
