@@ -117,3 +117,44 @@ def test_as_extractor_moves_a_module_to_the_named_device():
     assert run(np.ones((2, 3, 64, 64), np.float32)).shape == (2, 4)
     with pytest.raises(TypeError, match="device must be"):
         as_extractor(net, device=1)
+
+
+# ---------------------------------------------------------------------------- precision
+def test_bfloat16_features_are_close_to_float32_and_cached_under_their_own_key(tmp_path):
+    model = M.build("pifia", width=0.25, random_state=0)
+    x = np.random.default_rng(1).integers(100, 3000, (8, 3, 64, 64)).astype(np.uint16)
+    ref = FE.extract(model, x, progress=False, cache_dir=tmp_path)
+    low = FE.extract(model, x, progress=False, cache_dir=tmp_path, precision="bfloat16")
+    assert low.dtype == np.float32 and low.shape == ref.shape
+    span = ref.max() - ref.min()
+    assert 0 < np.abs(low - ref).max() < 0.05 * span  # rounded differently, not another feature
+    assert len(list(tmp_path.glob("features-*"))) == 2  # two entries, neither read for the other
+    assert np.array_equal(FE.extract(model, x, progress=False, cache_dir=tmp_path), ref)
+    digest = FE.array_digest(x)
+    assert FE.feature_key(model, "conv8", "max", False, digest) == \
+        FE.feature_key(model, "conv8", "max", False, digest, precision="float32")
+
+
+def test_bfloat16_training_runs_and_has_its_own_key(cs):
+    base = T.TrainParams(epochs=1, batch_size=3, width=0.125)
+    low = T.TrainParams(epochs=1, batch_size=3, width=0.125, precision="bfloat16")
+    assert T.training_key("pifia", cs, base) != T.training_key("pifia", cs, low)
+    assert T.training_key("pifia", cs, base) == T.training_key("pifia", cs, T.TrainParams(
+        epochs=1, batch_size=3, width=0.125, precision="float32"))
+    res = T.train("pifia", cs, low, progress=False)
+    assert np.isfinite(res.history.loss).all() and len(res.history) == 2
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())
+
+
+def test_unknown_or_unsupported_precision_is_a_clear_error(cs, no_gpu):
+    with pytest.raises(ValueError, match="precision"):
+        T.TrainParams(precision="int8")
+    with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
+        T.train("pifia", cs, T.TrainParams(epochs=1, batch_size=3, width=0.125, precision="float16"),
+                progress=False)
+    model = M.build("pifia", width=0.25, random_state=0)
+    with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
+        FE.extract(model, np.zeros((2, 3, 64, 64), np.float32), progress=False, precision="float16")
+    from bgrobust.extractors import ModelFeatures
+    with pytest.raises(ValueError, match="ModelFeatures: precision"):
+        ModelFeatures(model, precision="half")

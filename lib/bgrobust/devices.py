@@ -13,12 +13,25 @@ weights trained on a GPU are reused by a CPU run with the same parameters (and t
 way round). Random draws (batch order, flips, dropout masks, background swaps) are made
 on the CPU from the seeded generators, so a GPU run sees the same batches; its results
 still differ from the CPU's in the last bits, as GPU kernels round differently.
+
+Precision
+---------
+The networks compute in float32 by default, as the originals do. ``precision="bfloat16"``
+(CPU or GPU) or ``"float16"`` (GPU only) runs the convolutions and dense layers under
+:func:`torch.autocast` (:func:`autocast`): weights, batch-norm statistics, losses and the
+returned features stay float32. Unlike the device, the precision changes the numbers (a
+bfloat16 feature differs from the float32 one by ~1% of its range;
+``benchmarks/bench_precision.py`` records the speed and the difference), so it is part of
+the training and feature cache keys.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
 DEVICES = ("cpu", "auto", "cuda")
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 def resolve_device(device=None) -> torch.device:
@@ -67,3 +80,40 @@ def resolve_device(device=None) -> torch.device:
         raise ValueError(f"device: {device!r} does not exist; this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+
+def check_precision(precision, device=None, *, where: str = "precision") -> str:
+    """``precision`` checked against :data:`PRECISIONS` and the device it will run on.
+
+    Examples
+    --------
+    >>> check_precision("bfloat16")
+    'bfloat16'
+    >>> check_precision("float16")
+    Traceback (most recent call last):
+    ...
+    ValueError: precision: 'float16' needs a CUDA device (autocast float16 on the CPU is not supported here); use 'bfloat16' or 'float32'
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"{where}: must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "float16" and resolve_device(device).type != "cuda":
+        raise ValueError(f"{where}: 'float16' needs a CUDA device (autocast float16 on the CPU is not "
+                         "supported here); use 'bfloat16' or 'float32'")
+    return precision
+
+
+def autocast(device, precision: str = "float32"):
+    """The :func:`torch.autocast` context of ``precision`` on ``device`` (a no-op for float32).
+
+    Examples
+    --------
+    >>> import torch
+    >>> with autocast(torch.device("cpu"), "bfloat16"):
+    ...     y = torch.nn.Linear(4, 2)(torch.ones(1, 4))
+    >>> y.dtype
+    torch.bfloat16
+    """
+    precision = check_precision(precision, device)
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(resolve_device(device).type, dtype=getattr(torch, precision))

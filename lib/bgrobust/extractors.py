@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .devices import resolve_device
+from .devices import check_precision, resolve_device
 from .vocabulary import CHANNELS
 
 __all__ = ["Extractor", "ModelFeatures", "ModuleFeatures", "CallableFeatures", "PrecomputedFeatures", "VAEFeatures",
@@ -146,16 +146,19 @@ class ModelFeatures(Extractor):
     cache_dir : path, optional
         Feature cache folder.
     device : None, str or torch.device
+    precision : {"float32", "bfloat16", "float16"}
+        The forward passes' arithmetic (:func:`bgrobust.devices.autocast`).
     name : str, optional
     """
 
     def __init__(self, model, layer: str | None = None, pooling: str = "max", *, mask_input: bool = False,
-                 cache_dir=None, device=None, name: str | None = None):
+                 cache_dir=None, device=None, precision: str = "float32", name: str | None = None):
         from .models import get_spec
 
         spec = get_spec(getattr(model, "name", None))
         self.model, self.layer, self.pooling = model, layer or spec.paper_layer, pooling
         self.mask_input, self.cache_dir, self.device = bool(mask_input), cache_dir, device
+        self.precision = check_precision(precision, device, where="ModelFeatures: precision")
         self.needs_masks = self.mask_input
         self.name = name or f"{spec.title}:{self.layer}:{pooling}"
 
@@ -164,7 +167,7 @@ class ModelFeatures(Extractor):
 
         return extract(self.model, images, self.layer, self.pooling, mask_input=self.mask_input,
                        masks=masks if self.mask_input else None, cache_dir=self.cache_dir, progress=False,
-                       device=self.device, channels=self.crop_channels)
+                       device=self.device, channels=self.crop_channels, precision=self.precision)
 
 
 class ModuleFeatures(Extractor):

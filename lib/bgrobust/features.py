@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 
 from .cache import array_digest, atomic_dir, clean_stale_once, code_key, content_key, read_checked, state_digest
 from .crops import CropSet
-from .devices import resolve_device
+from .devices import autocast, check_precision, resolve_device
 from .models.fold import fold_batchnorm
 from .models.preprocess import five_crop_offsets
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
@@ -302,11 +302,12 @@ def _features_batch(model, name, raw, layers, pooling, five_crop,
 def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, crops_digest: str,
                 weights_digest: str | None = None, *, mask_input: bool = False,
                 masks_digest: str | None = None, centre_sigma: float = CENTRE_SIGMA,
-                channels: Sequence[str] = CHANNELS) -> str:
+                channels: Sequence[str] = CHANNELS, precision: str = "float32") -> str:
     """Cache key of one feature matrix (see the module docstring).
 
-    ``mask_input`` (with ``masks_digest``, the :func:`array_digest` of the masks) and, for
-    ``pooling="centre"``, ``centre_sigma`` enter the key only when used, so the keys of the
+    ``mask_input`` (with ``masks_digest``, the :func:`array_digest` of the masks), a
+    ``precision`` other than float32 and, for ``pooling="centre"``, ``centre_sigma`` enter the
+    key only when used, so the keys of the
     other features do not depend on them.
 
     Examples
@@ -329,6 +330,8 @@ def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, cro
         parts.append(("centre_sigma", _check_sigma(centre_sigma)))
     if tuple(channels) != CHANNELS:
         parts.append(("channels", list(channels)))
+    if precision != "float32":
+        parts.append(("precision", precision))
     return content_key(*parts, code_key("bgrobust.features", "bgrobust.models"))
 
 
@@ -355,6 +358,7 @@ def extract_layers(
     centre_sigma: float = CENTRE_SIGMA,
     device=None,
     channels: Sequence[str] | None = None,
+    precision: str = "float32",
 ) -> dict[str, np.ndarray]:
     """Features at several layers, computed in one forward pass per batch.
 
@@ -395,6 +399,9 @@ def extract_layers(
     device : None, str or torch.device
         Where the forward passes run (:func:`bgrobust.devices.resolve_device`: ``None`` = CPU,
         ``"auto"``, ``"cuda"``); not part of the cache key.
+    precision : {"float32", "bfloat16", "float16"}
+        The forward passes' arithmetic (:func:`bgrobust.devices.autocast`; ``"float16"`` on a
+        GPU only). Part of the cache key when not float32; the features are float32 either way.
 
     Returns
     -------
@@ -416,6 +423,7 @@ def extract_layers(
     centre_sigma = _check_sigma(centre_sigma)
     five_crop = _check_five_crop(name, five_crop)
     dev = resolve_device(device)
+    precision = check_precision(precision, dev)
     if batch_size is None:
         batch_size = EXTRACT_BATCH_SIZES[name]
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -441,7 +449,7 @@ def extract_layers(
         for layer in layers:
             key = feature_key(model, layer, pooling, five_crop, crops_digest, weights_digest,
                               mask_input=mask_arr is not None, masks_digest=masks_digest,
-                              centre_sigma=centre_sigma, channels=channels)
+                              centre_sigma=centre_sigma, channels=channels, precision=precision)
             paths[layer] = cache_dir / f"features-{name}-{layer}-{key}"
             cached = read_checked(paths[layer], _load_features, what="feature cache entry")
             if cached is not None:
@@ -452,7 +460,7 @@ def extract_layers(
         n = len(arr)
         net = _inference_copy(model, todo).to(dev)
         chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in todo}
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(dev, precision):
             starts = range(0, max(n, 1), batch_size)
             for start in tqdm(starts, desc=f"{spec.title} features", unit="batch", disable=not progress):
                 raw = arr[start:start + batch_size] if n else np.zeros((1, *arr.shape[1:]), np.float32)
@@ -486,6 +494,7 @@ def extract(
     centre_sigma: float = CENTRE_SIGMA,
     device=None,
     channels: Sequence[str] | None = None,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Feature vectors of crops at one layer of a model.
 
@@ -518,6 +527,8 @@ def extract(
         ``pooling="centre"`` only: Gaussian standard deviation as a fraction of the map's side.
     device : None, str or torch.device
         Where the forward passes run (see :func:`extract_layers`).
+    precision : {"float32", "bfloat16", "float16"}
+        The forward passes' arithmetic (see :func:`extract_layers`).
     channels : sequence of str, optional
         Channel names of ``crops`` (default: a CropSet's own, else
         :data:`bgrobust.vocabulary.CHANNELS`); the model takes its input channels by name.
@@ -546,4 +557,5 @@ def extract(
                         "use extract_layers for several layers")
     return extract_layers(model, crops, [layer], pooling, batch_size=batch_size, five_crop=five_crop,
                           progress=progress, cache_dir=cache_dir, mask_input=mask_input, masks=masks,
-                          centre_sigma=centre_sigma, device=device, channels=channels)[layer]
+                          centre_sigma=centre_sigma, device=device, channels=channels,
+                          precision=precision)[layer]

@@ -94,7 +94,7 @@ from .cache import (CacheWarning, array_digest, atomic_file, check_entry, clean_
 from .vocabulary import CLASSES, MODELS
 from .constraints import Boolean, Choice, Integer, Optional, Real, check_params, check_value
 from .crops import CropSet
-from .devices import resolve_device
+from .devices import PRECISIONS, autocast, check_precision, resolve_device
 from .imageops import composite, protein_stats, standardize
 from .models.preprocess import five_crop_offsets, random_crop
 from .models.registry import MODEL_NAMES, build, get_spec, load_weights, prepare_input, save_weights
@@ -130,7 +130,7 @@ INPUTS = ("crop", "masked")
 TRAIN_PROTEINS = ("all", "disjoint")
 #: The remedy fields at their defaults: left out of the training key while at these values.
 _REMEDY_DEFAULTS: dict[str, Any] = {"augment": "none", "swap_probability": 0.5, "input": "crop",
-                                    "init_from": None}
+                                    "init_from": None, "precision": "float32"}
 #: End-of-epoch checkpoints: ``checkpoint-e<epoch>-<crc32>.pt``, each written onto a fresh name.
 _CHECKPOINT_GLOB = "checkpoint-e*.pt"
 _WEIGHTS = "weights.pt"
@@ -237,6 +237,11 @@ class TrainParams:
     split_seed : int
         With ``"disjoint"``: which proteins are training proteins (0). Independent of ``seed``
         so the evaluation proteins stay fixed while training is reseeded.
+    precision : {"float32", "bfloat16", "float16"}
+        The arithmetic of the forward and backward passes (:func:`bgrobust.devices.autocast`;
+        weights, optimizer state and losses stay float32; ``"float16"`` on a GPU only, with
+        loss scaling). The originals train in float32 (the default); any other value enters
+        the key.
     init_from : str, optional
         Path of a state dict (``TrainResult.path``, :func:`bgrobust.models.save_weights`) to
         start from instead of the random initialisation, e.g. to fine-tune a trained model with a
@@ -279,6 +284,7 @@ class TrainParams:
     train_proteins: str | None = None
     train_protein_fraction: float = 0.5
     split_seed: int = 0
+    precision: str = "float32"
 
     def __post_init__(self):
         # YAML gives lists: store tuples so the dataclass stays hashable and keys stable
@@ -332,7 +338,8 @@ class TrainParams:
                             "valid_only": Boolean(), "augment": Choice(AUGMENTS),
                             "swap_probability": Real(0, 1, lo_open=True), "input": Choice(INPUTS),
                             "train_proteins": Optional(Choice(TRAIN_PROTEINS)),
-                            "train_protein_fraction": Real(0, 1, lo_open=True, hi_open=True)})
+                            "train_protein_fraction": Real(0, 1, lo_open=True, hi_open=True),
+                            "precision": Choice(PRECISIONS)})
         if self.augment != "none" and self.input == "masked":
             raise ValueError(f"TrainParams.augment={self.augment!r} cannot be combined with input='masked': "
                              "a masked input has no background to swap")
@@ -1144,6 +1151,7 @@ def train(
     name = _model_name(name)
     params = _as_params(params, name)
     dev = resolve_device(device)
+    check_precision(params.precision, dev, where="TrainParams.precision")
     _check_cropset(crops, name, params.valid_only, params.train_proteins)
     key = training_key(name, crops, params)
     data = training_data(name, crops, params.valid_only, train_proteins=params.train_proteins,
@@ -1183,6 +1191,8 @@ def train(
             rows = [dict(zip(ckpt["history"]["columns"], r)) for r in ckpt["history"]["rows"]]
 
     model.train()
+    # float16 needs loss scaling (bfloat16 has float32's range); disabled, the scaler is a pass-through
+    scaler = torch.amp.GradScaler(dev.type, enabled=params.precision == "float16")
     columns = ["epoch", "step", "loss", "lr"] + (["accuracy"] if data.labels is not None else [])
     bar = tqdm(total=total_steps, initial=step, desc=f"train {get_spec(name).title}", unit="step",
                disable=not progress)
@@ -1201,12 +1211,15 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 sl = slice(b * batch, (b + 1) * batch)
-                loss, acc = _batch_loss(name, model, params, crops.images, data, order[sl],
-                                        partners[sl] if partners is not None else None, g, remedy,
-                                        backgrounds[sl] if backgrounds is not None else None, dev)
+                with autocast(dev, params.precision):
+                    loss, acc = _batch_loss(name, model, params, crops.images, data, order[sl],
+                                            partners[sl] if partners is not None else None, g, remedy,
+                                            backgrounds[sl] if backgrounds is not None else None, dev)
+                loss = loss.float()
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 step += 1
                 value = float(loss.detach())
                 row = {"epoch": epoch + 1, "step": step, "loss": value, "lr": lr}
