@@ -76,6 +76,8 @@ def test_replicates_and_design_check_their_inputs():
         Design(screen=[1])
     with pytest.raises(ValueError, match="screen_source"):
         Design(screen_source="zarr")
+    with pytest.raises(ValueError, match="Design: precision"):
+        Design(precision="half")
     with pytest.raises(ValueError, match="seeds is empty"):
         run_replicates(TINY, [])
     with pytest.raises(ValueError, match="distinct"):

@@ -17,7 +17,8 @@ still differ from the CPU's in the last bits, as GPU kernels round differently.
 Precision
 ---------
 The networks compute in float32 by default, as the originals do. ``precision="bfloat16"``
-(CPU or GPU) or ``"float16"`` (GPU only) runs the convolutions and dense layers under
+(CPU or GPU), ``"float16"`` (GPU only) or ``"auto"`` (bfloat16 where the device runs it
+natively, else float32; :func:`check_precision`) runs the convolutions and dense layers under
 :func:`torch.autocast` (:func:`autocast`): weights, batch-norm statistics, losses and the
 returned features stay float32. Unlike the device, the precision changes the numbers (a
 bfloat16 feature differs from the float32 one by ~1% of its range;
@@ -83,19 +84,32 @@ def resolve_device(device=None) -> torch.device:
 
 
 def check_precision(precision, device=None, *, where: str = "precision") -> str:
-    """``precision`` checked against :data:`PRECISIONS` and the device it will run on.
+    """``precision`` checked against :data:`PRECISIONS` and the device, with ``"auto"`` resolved.
+
+    ``"auto"`` is ``"bfloat16"`` where the device computes it natively or nearly so (a CUDA GPU
+    that supports it; a CPU on which oneDNN runs bfloat16, i.e. AVX-512 or AMX), else
+    ``"float32"``. The resolved name is returned, so it is what enters the cache keys and what
+    a page reports.
 
     Examples
     --------
     >>> check_precision("bfloat16")
     'bfloat16'
+    >>> check_precision("auto") in ("bfloat16", "float32")
+    True
     >>> check_precision("float16")
     Traceback (most recent call last):
     ...
     ValueError: precision: 'float16' needs a CUDA device (autocast float16 on the CPU is not supported here); use 'bfloat16' or 'float32'
     """
+    if precision == "auto":
+        dev = resolve_device(device)
+        if dev.type == "cuda":
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return "bfloat16" if native else "float32"
     if precision not in PRECISIONS:
-        raise ValueError(f"{where}: must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"{where}: must be 'auto' or one of {PRECISIONS}, got {precision!r}")
     if precision == "float16" and resolve_device(device).type != "cuda":
         raise ValueError(f"{where}: 'float16' needs a CUDA device (autocast float16 on the CPU is not "
                          "supported here); use 'bfloat16' or 'float32'")

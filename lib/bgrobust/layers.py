@@ -64,8 +64,10 @@ def balanced_crops(dataset, proteins_per_class: int = 3, cells_per_protein: int 
 
 def layer_accuracies(model, crops, labels, layers, pooling: str = "max", protocol: SVMProtocol | None = None, *,
                      classes=CLASSES, n_jobs: int = 1, progress: bool = True, cache_dir=None,
-                     device=None) -> pd.DataFrame:
+                     device=None, precision: str = "float32") -> pd.DataFrame:
     """Mean pairwise SVM accuracy over the class pairs for every layer of a model.
+
+    ``device`` and ``precision`` are those of :func:`bgrobust.features.extract_layers`.
 
     Returns
     -------
@@ -75,7 +77,7 @@ def layer_accuracies(model, crops, labels, layers, pooling: str = "max", protoco
     """
     labels = np.asarray(labels)
     feats = extract_layers(model, crops, list(layers), pooling, progress=progress, cache_dir=cache_dir,
-                           device=device)
+                           device=device, precision=precision)
     rows = []
     for layer in layers:
         per_class = {c: feats[layer][labels == c] for c in classes}

@@ -70,6 +70,10 @@ class Design:
         The localization classes (default: all 15).
     models : sequence of str
         The models trained and evaluated.
+    precision : str
+        The networks' arithmetic in training and extraction
+        (:func:`bgrobust.devices.check_precision`; ``"auto"`` is resolved on the machine that
+        runs the seed).
     """
 
     screen_source: str = "synthetic"
@@ -84,6 +88,7 @@ class Design:
     layers: Mapping = field(default_factory=dict)
     classes: Sequence[str] | None = None
     models: Sequence[str] = MODELS
+    precision: str = "float32"
 
     def __post_init__(self):
         for name in ("screen", "dataset", "training", "settings", "svm", "layers"):
@@ -101,6 +106,10 @@ class Design:
             raise ValueError(f"Design: screen_source must be 'synthetic' or 'manifest', got {self.screen_source!r}")
         if not self.models:
             raise ValueError("Design: models is empty")
+        from .devices import PRECISIONS
+
+        if self.precision != "auto" and self.precision not in PRECISIONS:
+            raise ValueError(f"Design: precision must be 'auto' or one of {PRECISIONS}, got {self.precision!r}")
 
     @property
     def n_cells(self) -> int:
@@ -148,12 +157,12 @@ def run_seed(design: Design, seed: int, *, n_jobs: int = 1, device=None, progres
                          manifest_path=design.manifest_path, labels_path=design.labels_path, n_jobs=n_jobs,
                          progress=progress)
     trained = train_models(ds, dict(design.training), tuple(design.models), seed=seed, progress=progress,
-                           device=device)
+                           device=device, precision=design.precision)
     evaluated = evaluated_proteins(ds.crops.table, trained)
     sets = generate_settings(ds.restricted_to(evaluated), design.n_cells, classes=list(design.classes or CLASSES),
                              random_state=seed, progress=progress, **design.generate_options())
     extractors = {name: ModelFeatures(res.model, design.layers.get(name), design.pooling,
-                                      cache_dir=cache_folder("features"), device=device)
+                                      cache_dir=cache_folder("features"), device=device, precision=design.precision)
                   for name, res in trained.items()}
     res = run_experiments(sets, extractors, design.protocol(), n_jobs=n_jobs, progress=progress,
                           cache_dir=cache_folder("svm"), keep_features=keep_features)

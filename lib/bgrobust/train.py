@@ -1412,7 +1412,7 @@ def split_training(training: Mapping | None, name: str) -> dict:
 
 
 def train_models(dataset, training: Mapping | None = None, models=MODELS, *, seed: int = 0, cache_dir=None,
-                 progress: bool = True, device=None) -> dict:
+                 progress: bool = True, device=None, precision: str | None = None) -> dict:
     """Train (or load from the cache) each model on the dataset's crops.
 
     Parameters
@@ -1426,14 +1426,18 @@ def train_models(dataset, training: Mapping | None = None, models=MODELS, *, see
         Default seed of every training (a ``seed`` in ``training`` wins).
     device : None, str or torch.device
         Where trainings that are not cached run (``"auto"``: a CUDA GPU when present).
+    precision : str, optional
+        Every model's ``TrainParams.precision`` (``"auto"`` resolved for ``device`` by
+        :func:`bgrobust.devices.check_precision`); ``None`` keeps ``training``'s (float32).
 
     Returns
     -------
     dict of str to bgrobust.train.TrainResult
     """
     results = {}
+    common = {} if precision is None else {"precision": check_precision(precision, device)}
     for name in models:
-        params = TrainParams.from_dict({"seed": seed, **split_training(training, name)}, model=name)
+        params = TrainParams.from_dict({"seed": seed, **split_training(training, name), **common}, model=name)
         results[name] = load_or_train(name, dataset.crops, params, cache_dir=cache_dir, progress=progress,
                                       device=device)
     return results
