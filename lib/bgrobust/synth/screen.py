@@ -519,10 +519,21 @@ def generate_screen(config: ScreenConfig | None = None, *, n_jobs: int = 1,
     order = range(len(fields))
     if progress:
         order = tqdm(order, desc="rendering fields", unit="field")
-    results = Parallel(n_jobs=n_jobs)(delayed(one)(i) for i in order)
-    images = np.stack([r[0] for r in results])
-    labels = np.stack([r[1] for r in results])
-    cells = pd.DataFrame([{"field": i, **c} for i, r in enumerate(results) for c in r[2]])
+    # fields arrive one at a time (in order) and are copied into preallocated arrays, so the
+    # screen is held once, not as a list of fields plus its stacked copy (benchmarks/bench_memory.py)
+    images = labels = None
+    cell_rows = []
+    for i, (image, label, field_cells) in enumerate(
+            Parallel(n_jobs=n_jobs, return_as="generator")(delayed(one)(i) for i in order)):
+        if images is None:
+            images = np.empty((len(fields), *image.shape), image.dtype)
+            labels = np.empty((len(fields), *label.shape), label.dtype)
+        images[i], labels[i] = image, label
+        cell_rows.extend({"field": i, **c} for c in field_cells)
+    if images is None:
+        raise ValueError("generate_screen: the screen has no fields (check the ScreenConfig's strains and "
+                         "fields_per_strain)")
+    cells = pd.DataFrame(cell_rows)
     cells = cells.merge(fields[["field", "strain"]], on="field")
     meta = {"source": "synthetic", "config": asdict(config),
             "plate_effects": [asdict(e) for e in effects]}
