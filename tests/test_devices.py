@@ -127,7 +127,9 @@ def test_bfloat16_features_are_close_to_float32_and_cached_under_their_own_key(t
     low = FE.extract(model, x, progress=False, cache_dir=tmp_path, precision="bfloat16")
     assert low.dtype == np.float32 and low.shape == ref.shape
     span = ref.max() - ref.min()
-    assert 0 < np.abs(low - ref).max() < 0.05 * span  # rounded differently, not another feature
+    # bfloat16 keeps 8 bits of mantissa (~0.4% per value); benchmarks/results/precision.json measures
+    # <= 0.9% of the range at the paper layer, so 5% separates rounding from a wrong computation
+    assert 0 < np.abs(low - ref).max() < 0.05 * span
     assert len(list(tmp_path.glob("features-*"))) == 2  # two entries, neither read for the other
     assert np.array_equal(FE.extract(model, x, progress=False, cache_dir=tmp_path), ref)
     digest = FE.array_digest(x)
@@ -158,3 +160,17 @@ def test_unknown_or_unsupported_precision_is_a_clear_error(cs, no_gpu):
     from bgrobust.extractors import ModelFeatures
     with pytest.raises(ValueError, match="ModelFeatures: precision"):
         ModelFeatures(model, precision="half")
+
+
+def test_auto_precision_follows_what_the_device_runs_natively(monkeypatch):
+    from bgrobust.devices import check_precision
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert check_precision("auto") == "bfloat16"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert check_precision("auto") == "float32"  # emulated bfloat16 would be slower than float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert check_precision("auto", "cuda") == "float32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert check_precision("auto", "cuda") == "bfloat16"

@@ -242,11 +242,12 @@ class StructuralFeatures(Extractor):
 
     Every crop is first rescaled on its own, as each of the three networks does before it sees
     a crop (:mod:`bgrobust.models.preprocess`): with ``intensity="minmax"`` each channel to
-    [0, 1] by its own minimum and maximum (:func:`minmax_per_channel`, PCI's transform). The raw crops of the base and mask
-    settings and the composites of same, diff and batch (whose pixels are standardised per
-    protein, section 3.2, so they are near zero and partly negative) then reach the descriptor
-    on one scale; without it (``intensity="raw"``) its ratio features (``cell_bg_contrast``,
-    ``gfp_max_over_median``, ...) divide by values near zero on composites and reach 1e7.
+    [0, 1] by its own minimum and maximum (:func:`minmax_per_channel`, PCI's transform). The
+    raw crops of the base and mask settings and the composites of same, diff and batch (whose
+    pixels are standardised per protein, section 3.2, so they are near zero and partly
+    negative) then reach the descriptor on one scale; without it (``intensity="raw"``) its
+    ratio features (``cell_bg_contrast``, ``gfp_max_over_median``, ...) divide by values near
+    zero on composites and reach 1e7.
     Its features have very different scales (areas, counts, intensities) and the paper's SVM
     does not scale, so each is then standardised once with the mean and standard deviation
     over ``reference`` crops (e.g. the screen's valid crops), the same for every set.

@@ -307,8 +307,7 @@ def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, cro
 
     ``mask_input`` (with ``masks_digest``, the :func:`array_digest` of the masks), a
     ``precision`` other than float32 and, for ``pooling="centre"``, ``centre_sigma`` enter the
-    key only when used, so the keys of the
-    other features do not depend on them.
+    key only when used, so the keys of the other features do not depend on them.
 
     Examples
     --------
