@@ -250,3 +250,24 @@ def test_array_digest_memmap_and_copies_agree(tmp_path, crops):
     assert array_digest(mm) == array_digest(crops) == array_digest(np.asfortranarray(crops))
     assert array_digest(crops[:4]) != array_digest(crops)
     assert array_digest(crops.reshape(5, 3, 4096)) != array_digest(crops)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_inplace_relu_is_bit_identical_to_torch(dtype):
+    """The 16-bit fast path (clamping the bit patterns as int16) gives relu's values, on
+    channels-last maps too, with -0.0 and the infinities included (relu keeps -0.0, the fast
+    path writes +0.0: equal values)."""
+    from bgrobust.models._ops import relu_ as _relu_inplace
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(4, 8, 6, 6, generator=g) * 100).to(dtype).contiguous(memory_format=torch.channels_last)
+    x[0, :4, 0, 0] = torch.tensor([-0.0, float("inf"), float("-inf"), 0.0], dtype=dtype)
+    want = torch.relu(x.clone())
+    got = _relu_inplace(x)
+    assert got.data_ptr() == x.data_ptr()   # in place
+    assert torch.equal(got, want)
+    assert not torch.signbit(got[got == 0]).any() or dtype == torch.float32
+    y = torch.randn(5, generator=g).to(dtype).requires_grad_()   # tracked by autograd: torch's own relu
+    z = y.clone()
+    _relu_inplace(z).sum().backward()
+    assert torch.equal(y.grad, (y > 0).to(dtype))

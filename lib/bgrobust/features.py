@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 from .cache import array_digest, atomic_dir, clean_stale_once, code_key, content_key, read_checked, state_digest
 from .crops import CropSet
 from .devices import autocast, check_precision, resolve_device
+from .models import _ops
 from .models.fold import fold_batchnorm
 from .models.preprocess import five_crop_offsets
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
@@ -196,7 +197,7 @@ def _forward_layers(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) ->
     z = x
     for name, step in _stages(model):
         if step is F.relu and z is not x and not any(z is kept for kept in out.values()):
-            z = torch.relu_(z)
+            z = _ops.relu_(z)
         else:
             z = step(z)
         if name in wanted:

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _ops
+
 __all__ = ["PairedCellInpainting", "build_pci"]
 
 BN_EPS = 1e-3
@@ -141,8 +143,7 @@ class PairedCellInpainting(nn.Module):
 
     def _source_steps(self) -> tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...]:
         """Source encoder, top to bottom, as (name of the output, operation) pairs."""
-        def relu_(x):  # the convolution's output is never kept: ReLU in place
-            return F.relu(x, inplace=True)
+        relu_ = _ops.relu_  # the convolution's output is never kept: ReLU in place
 
         return (
             ("conv1_1", lambda x: relu_(self.conv1_1(x))), ("conv1_1_bn", self.bn1_1),
