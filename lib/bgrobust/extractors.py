@@ -148,17 +148,24 @@ class ModelFeatures(Extractor):
     device : None, str or torch.device
     precision : {"float32", "bfloat16", "float16"}
         The forward passes' arithmetic (:func:`bgrobust.devices.autocast`).
+    n_jobs : int
+        Extraction in worker processes, or on a dask cluster inside
+        :func:`bgrobust.cluster.connect` (:func:`bgrobust.features.extract_layers`).
     name : str, optional
     """
 
     def __init__(self, model, layer: str | None = None, pooling: str = "max", *, mask_input: bool = False,
-                 cache_dir=None, device=None, precision: str = "float32", name: str | None = None):
+                 cache_dir=None, device=None, precision: str = "float32", n_jobs: int = 1,
+                 name: str | None = None):
         from .models import get_spec
 
         spec = get_spec(getattr(model, "name", None))
         self.model, self.layer, self.pooling = model, layer or spec.paper_layer, pooling
         self.mask_input, self.cache_dir, self.device = bool(mask_input), cache_dir, device
         self.precision = check_precision(precision, device, where="ModelFeatures: precision")
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+            raise ValueError(f"ModelFeatures: n_jobs must be a non-zero integer, got {n_jobs!r}")
+        self.n_jobs = n_jobs
         self.needs_masks = self.mask_input
         self.name = name or f"{spec.title}:{self.layer}:{pooling}"
 
@@ -167,7 +174,8 @@ class ModelFeatures(Extractor):
 
         return extract(self.model, images, self.layer, self.pooling, mask_input=self.mask_input,
                        masks=masks if self.mask_input else None, cache_dir=self.cache_dir, progress=False,
-                       device=self.device, channels=self.crop_channels, precision=self.precision)
+                       device=self.device, channels=self.crop_channels, precision=self.precision,
+                       n_jobs=self.n_jobs)
 
 
 class ModuleFeatures(Extractor):

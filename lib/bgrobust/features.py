@@ -52,12 +52,14 @@ True
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from joblib import Parallel, delayed, effective_n_jobs
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -300,6 +302,24 @@ def _features_batch(model, name, raw, layers, pooling, five_crop,
             for k, v in _forward_layers(model, _channels_last(x), layers).items()}
 
 
+def _extract_batches(arr, mask_arr, net, name, todo, pooling, five_crop, centre_sigma, dev, channels,
+                     precision, batch_size, *, progress: bool, desc: str) -> dict[str, np.ndarray]:
+    """Features at ``todo`` of ``arr`` (masked by ``mask_arr``), ``batch_size`` crops per pass."""
+    n = len(arr)
+    chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in todo}
+    with torch.inference_mode(), autocast(dev, precision):
+        starts = range(0, max(n, 1), batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+            raw = arr[start:start + batch_size] if n else np.zeros((1, *arr.shape[1:]), np.float32)
+            if mask_arr is not None and n:
+                raw = np.asarray(raw) * np.asarray(mask_arr[start:start + batch_size])[:, None]
+            out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma, dev, channels)
+            for layer in todo:
+                v = out[layer].to(torch.float32).cpu().numpy()
+                chunks[layer].append(v if n else v[:0])
+    return {layer: np.concatenate(chunks[layer]) for layer in todo}
+
+
 def feature_key(model: nn.Module, layer: str, pooling: str, five_crop: bool, crops_digest: str,
                 weights_digest: str | None = None, *, mask_input: bool = False,
                 masks_digest: str | None = None, centre_sigma: float = CENTRE_SIGMA,
@@ -359,6 +379,7 @@ def extract_layers(
     device=None,
     channels: Sequence[str] | None = None,
     precision: str = "float32",
+    n_jobs: int = 1,
 ) -> dict[str, np.ndarray]:
     """Features at several layers, computed in one forward pass per batch.
 
@@ -402,6 +423,11 @@ def extract_layers(
     precision : {"float32", "bfloat16", "float16"}
         The forward passes' arithmetic (:func:`bgrobust.devices.autocast`; ``"float16"`` on a
         GPU only). Part of the cache key when not float32; the features are float32 either way.
+    n_jobs : int
+        ``1``: every batch in this process. Otherwise chunks of consecutive batches run in
+        joblib's workers (each computes the same batches it would here), on a dask cluster
+        inside :func:`bgrobust.cluster.connect` (``-1``: every worker). CPU only. Not part of
+        the cache key.
 
     Returns
     -------
@@ -424,6 +450,10 @@ def extract_layers(
     five_crop = _check_five_crop(name, five_crop)
     dev = resolve_device(device)
     precision = check_precision(precision, dev)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer (-1: every worker), got {n_jobs!r}")
+    if n_jobs != 1 and dev.type != "cpu":
+        raise ValueError(f"n_jobs={n_jobs} splits the crops over CPU worker processes; on {dev} use n_jobs=1")
     if batch_size is None:
         batch_size = EXTRACT_BATCH_SIZES[name]
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -457,19 +487,24 @@ def extract_layers(
     todo = [layer for layer in layers if layer not in result]
 
     if todo:
-        n = len(arr)
         net = _inference_copy(model, todo).to(dev)
-        chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in todo}
-        with torch.inference_mode(), autocast(dev, precision):
-            starts = range(0, max(n, 1), batch_size)
-            for start in tqdm(starts, desc=f"{spec.title} features", unit="batch", disable=not progress):
-                raw = arr[start:start + batch_size] if n else np.zeros((1, *arr.shape[1:]), np.float32)
-                if mask_arr is not None and n:
-                    raw = np.asarray(raw) * np.asarray(mask_arr[start:start + batch_size])[:, None]
-                out = _features_batch(net, name, raw, todo, pooling, five_crop, centre_sigma, dev, channels)
-                for layer in todo:
-                    v = out[layer].to(torch.float32).cpu().numpy()
-                    chunks[layer].append(v if n else v[:0])
+        work = (net, name, todo, pooling, five_crop, centre_sigma, dev, channels, precision, batch_size)
+        jobs = 1 if n_jobs == 1 else effective_n_jobs(n_jobs)
+        if jobs == 1 or len(arr) <= batch_size:
+            parts = [_extract_batches(arr, mask_arr, *work, progress=progress, desc=f"{spec.title} features")]
+        else:
+            # chunks of whole batches in joblib's workers (local processes, or a dask cluster
+            # under bgrobust.cluster.connect): the same batches as in one process
+            per = batch_size * max(1, math.ceil(len(arr) / (batch_size * 4 * jobs)))
+            starts = range(0, len(arr), per)
+            outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(_extract_batches)(np.asarray(arr[s:s + per]),
+                                          None if mask_arr is None else np.asarray(mask_arr[s:s + per]),
+                                          *work, progress=False, desc="")
+                for s in starts)
+            parts = list(tqdm(outputs, total=len(starts), desc=f"{spec.title} features", unit="chunk",
+                              disable=not progress))
+        chunks = {layer: [p[layer] for p in parts] for layer in todo}
         for layer in todo:
             feats = np.ascontiguousarray(np.concatenate(chunks[layer]), dtype=np.float32)
             result[layer] = feats
@@ -495,6 +530,7 @@ def extract(
     device=None,
     channels: Sequence[str] | None = None,
     precision: str = "float32",
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """Feature vectors of crops at one layer of a model.
 
@@ -532,6 +568,8 @@ def extract(
     channels : sequence of str, optional
         Channel names of ``crops`` (default: a CropSet's own, else
         :data:`bgrobust.vocabulary.CHANNELS`); the model takes its input channels by name.
+    n_jobs : int
+        Worker processes or a dask cluster's workers (see :func:`extract_layers`).
 
     Returns
     -------
@@ -558,4 +596,4 @@ def extract(
     return extract_layers(model, crops, [layer], pooling, batch_size=batch_size, five_crop=five_crop,
                           progress=progress, cache_dir=cache_dir, mask_input=mask_input, masks=masks,
                           centre_sigma=centre_sigma, device=device, channels=channels,
-                          precision=precision)[layer]
+                          precision=precision, n_jobs=n_jobs)[layer]
