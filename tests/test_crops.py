@@ -110,3 +110,59 @@ def test_cropset_subset_and_round_trip(tmp_path):
     np.testing.assert_array_equal(back.images, cs.images)
     with pytest.raises(ValueError, match="must agree"):
         CropSet(cs.images, cs.masks[:1], cs.table)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.int32])
+@pytest.mark.parametrize("max_values", [1, 7, 1 << 22])
+def test_streamed_percentile_equals_numpy_on_all_values_at_once(dtype, max_values):
+    """Exact (==) against np.percentile of the concatenation, with ties, wide ranges, chunks of
+    one value, and max_values small enough to force the narrowing passes."""
+    from bgrobust._quantile import streamed_percentile
+
+    rng = np.random.default_rng(3)
+    for trial in range(25):
+        if np.dtype(dtype).kind == "f":
+            scale = [1e-3, 1.0, 1e5][trial % 3]
+            parts = [(rng.normal(size=int(rng.integers(1, 400))) * scale).astype(dtype) for _ in range(4)]
+            if trial % 4 == 0:
+                parts = [np.round(p) for p in parts]   # many ties
+        else:
+            top = [3, 1000, 200_000][trial % 3]       # the last one is wider than one pass counts
+            parts = [rng.integers(0, min(top, np.iinfo(dtype).max), int(rng.integers(1, 400))).astype(dtype)
+                     for _ in range(4)]
+        parts.append(parts[0][:1])                    # a chunk of one value
+        for q in (0.0, 5.0, 37.5, 50.0, 99.0, 100.0, float(rng.uniform(0, 100))):
+            want = np.percentile(np.concatenate(parts), q)
+            assert streamed_percentile(lambda: parts, q, max_values=max_values) == want, (trial, q)
+
+
+def test_streamed_percentile_errors():
+    from bgrobust._quantile import streamed_percentile
+
+    with pytest.raises(ValueError, match="no values"):
+        streamed_percentile(lambda: [np.zeros(0)], 5)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        streamed_percentile(lambda: [np.array([1.0, np.nan])], 5)
+    with pytest.raises(ValueError, match="mix dtypes"):
+        streamed_percentile(lambda: [np.zeros(2, np.float32), np.zeros(2)], 5)
+    with pytest.raises(ValueError, match=r"percentile must be in \[0, 100\]"):
+        streamed_percentile(lambda: [np.zeros(2)], 101)
+
+
+def test_gfp_threshold_streams_fields_from_a_callable_and_channel_means_by_chunks():
+    from bgrobust.crops import channel_means
+
+    rng = np.random.default_rng(0)
+    fields = [rng.integers(0, 4000, (64, 64)).astype(np.uint16) for _ in range(5)]
+    calls = []
+
+    def again():
+        calls.append(1)
+        return (f for f in fields)
+
+    want = np.percentile(np.concatenate([f[::4, ::4].ravel() for f in fields]), 5.0)
+    assert gfp_threshold(again, 5.0) == want == gfp_threshold(iter(fields), 5.0) == gfp_threshold(fields, 5.0)
+    assert len(calls) >= 2   # read again, pass by pass, never held
+    crops = rng.normal(size=(10, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(channel_means(crops, 1, chunk=3),
+                                  crops[:, 1].astype(np.float64).mean(axis=(1, 2)))

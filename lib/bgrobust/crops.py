@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage import measure, morphology
 
+from ._quantile import streamed_percentile
 from .cache import atomic_dir, verify_if_sealed
 from .vocabulary import CHANNELS
 
@@ -281,8 +283,11 @@ def gfp_threshold(gfp_fields, percentile: float = 5.0, *, reference: str = "pixe
 
     Parameters
     ----------
-    gfp_fields : iterable of (H, W) arrays
-        The GFP channel of every full field.
+    gfp_fields : callable, sequence or iterable of (H, W) arrays
+        The GFP channel of every full field. A callable returning a fresh iterable of them
+        (or a sequence) is read field by field, in a few passes, and never held whole
+        (:func:`bgrobust._quantile.streamed_percentile`: the same value as the percentile of
+        all pixels at once); a one-shot iterator is read into a list first.
     percentile : float
         5 in the paper.
     reference : {"pixels", "field_means"}
@@ -291,16 +296,38 @@ def gfp_threshold(gfp_fields, percentile: float = 5.0, *, reference: str = "pixe
         images"); ``"field_means"`` uses one mean per field.
     step : int
         Pixel subsampling stride for ``"pixels"`` (speed; 1 = every pixel).
+
+    Examples
+    --------
+    >>> fields = [np.full((4, 4), 10.0), np.full((4, 4), 30.0)]
+    >>> gfp_threshold(fields, 50, step=1), gfp_threshold(lambda: iter(fields), 0, step=1)
+    (20.0, 10.0)
     """
     if reference not in ("pixels", "field_means"):
         raise ValueError(f"gfp_threshold: reference must be 'pixels' or 'field_means', got {reference!r}")
-    if reference == "pixels":
-        values = np.concatenate([np.asarray(f)[::step, ::step].ravel() for f in gfp_fields])
+    if callable(gfp_fields):
+        fields = gfp_fields
     else:
-        values = np.array([np.asarray(f).mean() for f in gfp_fields])
-    if values.size == 0:
+        held = gfp_fields if isinstance(gfp_fields, Sequence) else list(gfp_fields)
+        fields = lambda: held  # noqa: E731
+    if reference == "field_means":
+        values = np.array([np.asarray(f).mean() for f in fields()])
+        if values.size == 0:
+            raise ValueError("gfp_threshold: no GFP fields given")
+        return float(np.percentile(values, percentile))
+    if not any(True for _ in fields()):
         raise ValueError("gfp_threshold: no GFP fields given")
-    return float(np.percentile(values, percentile))
+    return streamed_percentile(lambda: (np.asarray(f)[::step, ::step] for f in fields()), percentile)
+
+
+def channel_means(images, channel: int, *, chunk: int = 4096) -> np.ndarray:
+    """Mean of one channel of every crop, in float64, ``chunk`` crops at a time (never a
+    float64 copy of every crop)."""
+    n = len(images)
+    out = np.empty(n, np.float64)
+    for s in range(0, n, chunk):
+        out[s:s + chunk] = np.asarray(images[s:s + chunk, channel], dtype=np.float64).mean(axis=(1, 2))
+    return out
 
 
 def quality_flags(crops: np.ndarray, masks: np.ndarray, threshold: float, *,
@@ -309,8 +336,9 @@ def quality_flags(crops: np.ndarray, masks: np.ndarray, threshold: float, *,
 
     ``crops`` is ``(N, C, S, S)`` with GFP in channel 0.
     """
-    mean_gfp = np.asarray(crops[:, 0], dtype=np.float64).mean(axis=(1, 2))
-    fraction = np.asarray(masks).mean(axis=(1, 2))
+    mean_gfp = channel_means(crops, 0)
+    fraction = np.concatenate([np.asarray(masks[s:s + 4096]).mean(axis=(1, 2))
+                               for s in range(0, len(masks), 4096)]) if len(masks) else np.zeros(0)
     flags = pd.DataFrame({
         "mean_gfp": mean_gfp,
         "low_gfp": mean_gfp < threshold,

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
 from .constraints import Choice, Instance, Integer, Optional, ParameterError, Real, String, check_params
-from .crops import CropSet, cell_free_crops, extract_crops, gfp_threshold, quality_flags, truth_for_segments
+from .crops import (CropSet, cell_free_crops, channel_means, extract_crops, gfp_threshold, quality_flags,
+                    truth_for_segments)
 from .io.crop_folder import PCI_CROP_CHANNELS
 from .io.images import DataError
 from .screen import Screen
@@ -310,7 +311,7 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
         raise DataError(f"{source}: no crop in any of its {screen.n_fields} field(s): {problem}")
     images = np.concatenate([r[0] for r in results])
     masks = np.concatenate([r[1] for r in results])
-    threshold = gfp_threshold((screen.image(i)[0] for i in range(screen.n_fields)),
+    threshold = gfp_threshold(lambda: (screen.image(i)[0] for i in range(screen.n_fields)),
                               params.gfp_percentile, reference=params.gfp_reference)
     flags = quality_flags(images, masks, threshold, min_mask_fraction=params.min_mask_fraction,
                           max_mask_fraction=params.max_mask_fraction)
@@ -670,7 +671,7 @@ def from_crops(images, proteins, labels=None, masks=None, *, channels=GFP_CYTOPL
     if orfs is not None:
         table["orf"] = _per_crop(orfs, n, "orfs", allow_missing=True)
     if "gfp" in channels:
-        table["mean_gfp"] = images[:, channels.index("gfp")].astype(np.float64).mean(axis=(1, 2))
+        table["mean_gfp"] = channel_means(images, channels.index("gfp"))
     table["low_gfp"] = False
     table["mask_too_small"] = fraction < params.min_mask_fraction
     table["mask_too_large"] = fraction > params.max_mask_fraction
