@@ -271,3 +271,33 @@ def test_inplace_relu_is_bit_identical_to_torch(dtype):
     z = y.clone()
     _relu_inplace(z).sum().backward()
     assert torch.equal(y.grad, (y > 0).to(dtype))
+
+
+@pytest.mark.parametrize("name", ["pifia", "pci", "deeploc"])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_fast_inference_ops_give_the_plain_forward_pass(name, precision):
+    """_forward_layers (ReLU in place, 16-bit ReLU as int16, max pooling as four views) gives
+    every layer exactly as running each step of feature_steps() as it is (equal values)."""
+    from bgrobust.devices import autocast
+    from bgrobust.models._ops import fast_pool, max_pool_2x2
+
+    m = M.build(name, width=0.25, random_state=0, **({} if name == "pci" else {"n_classes": 15}))
+    net = FE._inference_copy(m)
+    spec = M.get_spec(name)
+    x = torch.rand(6, len(spec.input_channels), spec.input_size, spec.input_size,
+                   generator=torch.Generator().manual_seed(1)).contiguous(memory_format=torch.channels_last)
+    layers = [n for n, _ in net.feature_steps()]
+    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
+        fast = FE._forward_layers(net, x, layers)
+        z, plain = x, {}
+        for n, step in net.feature_steps():
+            z = step(z)
+            plain[n] = z.clone()
+    assert any(isinstance(s, torch.nn.MaxPool2d) for _, s in net.feature_steps())
+    for n in layers:
+        assert torch.equal(fast[n], plain[n]), n
+    z = torch.randn(2, 3, 5, 6)
+    assert fast_pool(torch.nn.MaxPool2d(2, 2), z) is None   # odd height: torch's own pooling
+    assert fast_pool(torch.nn.MaxPool2d(3, 2), torch.randn(2, 3, 6, 6)) is None
+    with pytest.raises(ValueError, match="must be even"):
+        max_pool_2x2(z)

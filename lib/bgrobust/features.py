@@ -72,10 +72,12 @@ from .models.preprocess import five_crop_offsets
 from .models.registry import MODEL_NAMES, get_spec, prepare_input
 from .vocabulary import CHANNELS
 
-#: Default crops per forward pass of :func:`extract_layers`, per model: the fastest of 32, 64
-#: and 128 at width 0.25 on 2 CPU cores with batch-norm folding (``benchmarks/bench_extract.py``:
-#: PCI and DeepLoc 1.5x faster at 32 than at 64; PIFiA fastest at 64).
-EXTRACT_BATCH_SIZES = {"pifia": 64, "pci": 32, "deeploc": 32}
+#: Default crops per forward pass of :func:`extract_layers`, per model: the fastest at width
+#: 0.25 on 2 CPU cores with batch-norm folding (``benchmarks/bench_extract.py``: PCI 1.5x faster
+#: at 32 than at 64; PIFiA fastest at 64) and, for DeepLoc (five 60x60 crops per crop, so 80
+#: inputs per pass), 16 with bfloat16 on 1 and 2 threads (1.1x the rate at 32,
+#: ``benchmarks/results/inference_ops.json``).
+EXTRACT_BATCH_SIZES = {"pifia": 64, "pci": 32, "deeploc": 16}
 
 __all__ = ["POOLINGS", "extract", "extract_layers", "feature_key",
            "centre_weights"]
@@ -191,8 +193,9 @@ def _forward_layers(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) ->
     """Outputs at ``layers`` from one staged pass (:meth:`feature_steps`), stopping at the last.
 
     Inference only (no autograd): a ReLU step whose input is neither the batch ``x`` nor an
-    output kept for ``layers`` runs in place, which saves a copy of the largest maps (the
-    values are the same).
+    output kept for ``layers`` runs in place, which saves a copy of the largest maps, and
+    2x2 max pooling of even-sided maps is the maximum of four views
+    (:func:`bgrobust.models._ops.fast_pool`); the values are the same.
     """
     wanted = set(layers)
     out: dict[str, torch.Tensor] = {}
@@ -201,7 +204,8 @@ def _forward_layers(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) ->
         if step is F.relu and z is not x and not any(z is kept for kept in out.values()):
             z = _ops.relu_(z)
         else:
-            z = step(z)
+            pooled = _ops.fast_pool(step, z)
+            z = step(z) if pooled is None else pooled
         if name in wanted:
             out[name] = z
             if len(out) == len(wanted):
