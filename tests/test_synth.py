@@ -1,4 +1,6 @@
 """The synthetic screen: structure, truth, determinism, and the 15 patterns."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -198,6 +200,31 @@ def test_cached_screen_round_trips(tmp_path, screen):
     again = load_or_generate(SMALL, tmp_path, progress=False)
     assert len([p for p in tmp_path.iterdir() if p.name.startswith(".")]) == 0
     np.testing.assert_array_equal(again.image(0), screen.image(0))
+
+
+def test_a_screen_rendered_into_a_folder_is_the_screen_rendered_in_memory(tmp_path, screen):
+    """generate_screen(out=) writes field by field (never the whole screen held) and gives the
+    same images, labels and tables; Screen.save of the in-memory screen writes the same folder."""
+    streamed = generate_screen(SMALL, progress=False, out=tmp_path / "streamed", n_jobs=2)
+    saved = Screen.load(screen.save(tmp_path / "saved"))
+    assert not isinstance(streamed.images, np.ndarray)   # read back lazily (zarr)
+    for other in (streamed, saved):
+        assert other.n_fields == screen.n_fields
+        for i in range(screen.n_fields):
+            np.testing.assert_array_equal(other.image(i), screen.image(i))
+            np.testing.assert_array_equal(other.label_image(i), screen.label_image(i))
+        for table in ("strains", "fields", "cells"):
+            pd.testing.assert_frame_equal(getattr(other, table), getattr(screen, table))
+        assert other.meta == json.loads(json.dumps(screen.meta, default=str))   # as JSON holds it
+
+
+def test_write_screen_checks_the_number_of_fields(tmp_path, screen):
+    from bgrobust.screen import write_screen
+
+    with pytest.raises(ValueError, match="1 field\\(s\\) arrived, 3 expected"):
+        write_screen(tmp_path / "s", iter([(screen.image(0), None)]), 3, strains=screen.strains,
+                     fields=screen.fields)
+    assert not (tmp_path / "s").exists()   # nothing half-written is left
 
 
 @pytest.mark.parametrize("params, field, message", [

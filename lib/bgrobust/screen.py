@@ -96,32 +96,15 @@ class Screen:
     def save(self, path) -> Path:
         """Write the screen to ``path`` (a folder; zarr images, parquet tables), atomically.
 
-        The folder is a sealed cache entry (:func:`bgrobust.cache.atomic_dir`): its manifest
-        lists every zarr chunk, so a missing chunk is found on load instead of read as zeros.
+        Fields are written one at a time (one zarr chunk per field), so a lazily read screen
+        is never held whole. The folder is a sealed cache entry
+        (:func:`bgrobust.cache.atomic_dir`): its manifest lists every zarr chunk, so a
+        missing chunk is found on load instead of read as zeros.
         """
-        import zarr
-
-        path = Path(path)
-        images = np.stack([self.image(i) for i in range(self.n_fields)])
-        with atomic_dir(path, seal=True) as tmp:
-            z = zarr.create_array(
-                store=str(tmp / "images.zarr"), shape=images.shape, dtype=images.dtype,
-                chunks=(1,) + images.shape[1:],
-            )
-            z[:] = images
-            if self.labels is not None:
-                labels = np.stack([self.label_image(i) for i in range(self.n_fields)])
-                zl = zarr.create_array(
-                    store=str(tmp / "labels.zarr"), shape=labels.shape, dtype=labels.dtype,
-                    chunks=(1,) + labels.shape[1:],
-                )
-                zl[:] = labels
-            self.strains.to_parquet(tmp / "strains.parquet", index=False)
-            self.fields.to_parquet(tmp / "fields.parquet", index=False)
-            if self.cells is not None:
-                self.cells.to_parquet(tmp / "cells.parquet", index=False)
-            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
-        return path
+        fields = ((self.image(i), self.label_image(i) if self.labels is not None else None)
+                  for i in range(self.n_fields))
+        return write_screen(path, fields, self.n_fields, strains=self.strains, fields=self.fields,
+                            cells=lambda: self.cells, meta=self.meta)
 
     @classmethod
     def load(cls, path) -> "Screen":
@@ -155,6 +138,55 @@ class Screen:
             fields=pd.read_parquet(path / "fields.parquet"),
             images=images, cells=cells, labels=labels, meta=meta,
         )
+
+
+def write_screen(path, images, n_fields: int, *, strains: pd.DataFrame, fields: pd.DataFrame, cells=None,
+                 meta: dict | None = None) -> Path:
+    """Write a screen folder (what :meth:`Screen.save` writes) from fields that arrive one at a time.
+
+    Parameters
+    ----------
+    path : path-like
+        The folder, written atomically and sealed.
+    images : iterable of (image, labels)
+        Field ``i``'s ``(C, H, W)`` image and its ``(H, W)`` truth labels (or None), in order;
+        each is written as it arrives, so at most one field is held here.
+    n_fields : int
+        How many fields ``images`` yields.
+    strains, fields : pandas.DataFrame
+    cells : DataFrame or callable, optional
+        The per-cell truth, or a callable returning it once every field has arrived (a
+        generator that renders fields can collect their cells as it goes).
+    meta : dict, optional
+    """
+    import zarr
+
+    path = Path(path)
+    with atomic_dir(path, seal=True) as tmp:
+        z = zl = None
+        count = 0
+        for i, (image, label) in enumerate(images):
+            image = np.asarray(image)
+            if z is None:
+                z = zarr.create_array(store=str(tmp / "images.zarr"), shape=(n_fields, *image.shape),
+                                      dtype=image.dtype, chunks=(1, *image.shape))
+                if label is not None:
+                    label = np.asarray(label)
+                    zl = zarr.create_array(store=str(tmp / "labels.zarr"), shape=(n_fields, *label.shape),
+                                           dtype=label.dtype, chunks=(1, *label.shape))
+            z[i] = image
+            if zl is not None:
+                zl[i] = label
+            count += 1
+        if count != n_fields:
+            raise ValueError(f"write_screen: {path}: {count} field(s) arrived, {n_fields} expected")
+        cells = cells() if callable(cells) else cells
+        strains.to_parquet(tmp / "strains.parquet", index=False)
+        fields.to_parquet(tmp / "fields.parquet", index=False)
+        if cells is not None:
+            cells.to_parquet(tmp / "cells.parquet", index=False)
+        (tmp / "meta.json").write_text(json.dumps(meta or {}, indent=2, default=str))
+    return path
 
 
 class LazyImages:

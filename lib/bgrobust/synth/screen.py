@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..cache import code_key, content_key, load_or_create
 from ..vocabulary import CLASSES
 from ..constraints import Choice, Integer, Pair, Real, check_params
-from ..screen import PROPORTION_COLUMNS, Screen
+from ..screen import PROPORTION_COLUMNS, Screen, write_screen
 from .biology import sample_abundance, sample_multi_localization
 from .geometry import REFERENCE_PIXEL_SIZE, place_cells, rasterise
 from .optics import PlateEffects, blur, camera, illumination, sample_plate_effects, sample_surviving_effects
@@ -484,28 +484,8 @@ def _field_table(strains: pd.DataFrame, config: ScreenConfig) -> pd.DataFrame:
     return table
 
 
-def generate_screen(config: ScreenConfig | None = None, *, n_jobs: int = 1,
-                    progress: bool = True) -> Screen:
-    """Render the whole synthetic screen in memory.
-
-    Parameters
-    ----------
-    config : ScreenConfig, optional
-        Defaults to ``ScreenConfig()``.
-    n_jobs : int
-        Parallel workers (joblib); the result does not depend on it.
-    progress : bool
-        Show a progress bar over fields.
-
-    Examples
-    --------
-    >>> cfg = ScreenConfig(proteins_per_class=1, n_multi=1, fields_per_strain=1,
-    ...                    field_shape=(96, 96), cells_per_field=(3, 5))
-    >>> screen = generate_screen(cfg, progress=False)
-    >>> screen.image(0).shape, screen.image(0).dtype.name
-    ((3, 96, 96), 'uint16')
-    """
-    config = config or ScreenConfig()
+def _render(config: ScreenConfig, n_jobs: int, progress: bool):
+    """(strains, fields, effects, fields rendered one at a time, the cells table once they are all out)."""
     strains, effects = make_strains(config)
     fields = _field_table(strains, config)
     by_id = strains.set_index("strain")
@@ -519,25 +499,68 @@ def generate_screen(config: ScreenConfig | None = None, *, n_jobs: int = 1,
     order = range(len(fields))
     if progress:
         order = tqdm(order, desc="rendering fields", unit="field")
-    # fields arrive one at a time (in order) and are copied into preallocated arrays, so the
-    # screen is held once, not as a list of fields plus its stacked copy (benchmarks/bench_memory.py)
+    cell_rows: list = []
+
+    def rendered():
+        # fields arrive one at a time, in order (benchmarks/bench_memory.py)
+        for i, (image, label, field_cells) in enumerate(
+                Parallel(n_jobs=n_jobs, return_as="generator")(delayed(one)(i) for i in order)):
+            cell_rows.extend({"field": i, **c} for c in field_cells)
+            yield image, label
+
+    def cells():
+        return pd.DataFrame(cell_rows).merge(fields[["field", "strain"]], on="field")
+
+    if len(fields) == 0:
+        raise ValueError("generate_screen: the screen has no fields (check the ScreenConfig's strains and "
+                         "fields_per_strain)")
+    meta = {"source": "synthetic", "config": asdict(config), "plate_effects": [asdict(e) for e in effects]}
+    return strains, fields, meta, rendered(), cells
+
+
+def _write_synthetic(config: ScreenConfig, path, n_jobs: int, progress: bool) -> Path:
+    strains, fields, meta, rendered, cells = _render(config, n_jobs, progress)
+    return write_screen(path, rendered, len(fields), strains=strains, fields=fields, cells=cells, meta=meta)
+
+
+def generate_screen(config: ScreenConfig | None = None, *, n_jobs: int = 1, progress: bool = True,
+                    out=None) -> Screen:
+    """Render the whole synthetic screen, in memory or field by field into a folder.
+
+    Parameters
+    ----------
+    config : ScreenConfig, optional
+        Defaults to ``ScreenConfig()``.
+    n_jobs : int
+        Parallel workers (joblib); the result does not depend on it.
+    progress : bool
+        Show a progress bar over fields.
+    out : path-like, optional
+        Write the screen there as it is rendered (:func:`bgrobust.screen.write_screen`: one
+        field held at a time) and return it read back lazily (:meth:`Screen.load`); by
+        default the screen is held in memory.
+
+    Examples
+    --------
+    >>> cfg = ScreenConfig(proteins_per_class=1, n_multi=1, fields_per_strain=1,
+    ...                    field_shape=(96, 96), cells_per_field=(3, 5))
+    >>> screen = generate_screen(cfg, progress=False)
+    >>> screen.image(0).shape, screen.image(0).dtype.name
+    ((3, 96, 96), 'uint16')
+    """
+    config = config or ScreenConfig()
+    if out is not None:
+        return Screen.load(_write_synthetic(config, out, n_jobs, progress))
+    strains, fields, meta, rendered, cells = _render(config, n_jobs, progress)
+    # copied into preallocated arrays as they arrive: the screen is held once, not as a list
+    # of fields plus its stacked copy
     images = labels = None
-    cell_rows = []
-    for i, (image, label, field_cells) in enumerate(
-            Parallel(n_jobs=n_jobs, return_as="generator")(delayed(one)(i) for i in order)):
+    for i, (image, label) in enumerate(rendered):
         if images is None:
             images = np.empty((len(fields), *image.shape), image.dtype)
             labels = np.empty((len(fields), *label.shape), label.dtype)
         images[i], labels[i] = image, label
-        cell_rows.extend({"field": i, **c} for c in field_cells)
-    if images is None:
-        raise ValueError("generate_screen: the screen has no fields (check the ScreenConfig's strains and "
-                         "fields_per_strain)")
-    cells = pd.DataFrame(cell_rows)
-    cells = cells.merge(fields[["field", "strain"]], on="field")
-    meta = {"source": "synthetic", "config": asdict(config),
-            "plate_effects": [asdict(e) for e in effects]}
-    return Screen(strains=strains, fields=fields, images=images, cells=cells, labels=labels, meta=meta)
+    return Screen(strains=strains, fields=fields, images=images, cells=cells(), labels=labels, meta=meta)
 
 
 def screen_key(config: ScreenConfig) -> str:
@@ -549,13 +572,14 @@ def load_or_generate(config: ScreenConfig | None = None, cache_dir=None, *, n_jo
                      progress: bool = True) -> Screen:
     """Return the screen for ``config``, rendering and caching it on first use.
 
-    The screen is stored in ``cache_dir/screen-<key>`` (zarr images, parquet tables)
-    where the key covers every parameter and the generator's source code.
+    The screen is stored in ``cache_dir/screen-<key>`` (zarr images, one chunk per field;
+    parquet tables) where the key covers every parameter and the generator's source code;
+    fields are written as they are rendered, so the screen is never held whole.
     """
     from ..paths import run_dir
 
     config = config or ScreenConfig()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     path = cache_dir / f"screen-{screen_key(config)}"
-    return load_or_create(path, lambda p: generate_screen(config, n_jobs=n_jobs, progress=progress).save(p),
-                          Screen.load, what="synthetic screen")
+    return load_or_create(path, lambda p: _write_synthetic(config, p, n_jobs, progress), Screen.load,
+                          what="synthetic screen")
