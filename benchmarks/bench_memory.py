@@ -7,7 +7,8 @@ builds the synthetic screen and its dataset (:func:`bgrobust.dataset.open_datase
 segmentation, cropping, the GFP filter) and extracts PIFiA's features of every valid crop at
 width 0.25 (:func:`bgrobust.features.extract`). Each child's peak RSS comes from
 ``resource.getrusage(RUSAGE_CHILDREN)``, its wall time from the parent; the crops' array size is
-recorded beside it. Nothing is optimised here: it is the measurement before any streaming.
+recorded beside it; ``history`` in the result keeps the earlier measurements (before the screen
+and the dataset were streamed into their cache entries).
 
 Run: ``.venv/bin/python benchmarks/bench_memory.py``; results go to
 ``benchmarks/results/memory.json`` with the machine they ran on.

@@ -64,3 +64,28 @@ def test_images_rewritten_under_the_same_names_give_new_crops(tmp_path, screen):
     field0 = (a.crops.table.field == 0).to_numpy()
     assert field0.any() and not np.array_equal(a.crops.images[field0], b.crops.images[(b.crops.table.field == 0).to_numpy()])
     assert len(list((tmp_path / "cache").glob("dataset-*"))) == 2
+
+
+def test_a_dataset_written_field_by_field_is_the_dataset_built_in_memory(tmp_path, screen):
+    """build_dataset(out=) appends each field's crops to the entry's .npy files as they come
+    (one field held at a time) and gives the arrays, tables and report of the in-memory build."""
+    import pandas as pd
+
+    from bgrobust.dataset import Dataset
+
+    here = build_dataset(screen, progress=False)
+    there = build_dataset(screen, progress=False, out=tmp_path / "ds", n_jobs=2)
+    saved = Dataset.load(here.save(tmp_path / "saved"))
+    assert isinstance(there.crops.images, np.memmap)
+    for other in (there, saved):
+        for name in ("crops", "cell_free"):
+            a, b = getattr(here, name), getattr(other, name)
+            np.testing.assert_array_equal(b.images, a.images)
+            np.testing.assert_array_equal(b.masks, a.masks)
+            assert b.images.dtype == a.images.dtype and b.masks.dtype == a.masks.dtype
+            # parquet gives the empty per-field cell-free tables' columns their numeric dtypes
+            pd.testing.assert_frame_equal(b.table, a.table, check_dtype=False)
+            pd.testing.assert_frame_equal(b.table, getattr(saved, name).table)
+            assert b.channels == a.channels
+        pd.testing.assert_frame_equal(other.segmentation_quality, here.segmentation_quality)
+        assert other.report == here.report

@@ -4,7 +4,7 @@ import ast
 from conftest import ROOT
 
 #: Modules in data-flow order; a module may import only modules listed before it.
-ORDER = ["vocabulary", "constraints", "_quantile", "cache", "paths", "profiles", "devices", "cluster", "published", "screen", "_segment_gfp", "segment",
+ORDER = ["vocabulary", "constraints", "_quantile", "_npy", "cache", "paths", "profiles", "devices", "cluster", "published", "screen", "_segment_gfp", "segment",
          "synth", "io", "crops", "dataset", "imageops", "models", "train", "features", "vae", "baselines",
          "settings", "extractors", "_libsvm", "classify", "layers", "tables", "claims", "experiments", "replicates",
          "challenge", "platecontrol", "proportions",

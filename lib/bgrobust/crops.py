@@ -138,9 +138,7 @@ class CropSet:
         folder = Path(folder)
         np.save(folder / "images.npy", np.asarray(self.images))
         np.save(folder / "masks.npy", np.asarray(self.masks))
-        self.table.to_parquet(folder / "table.parquet", index=False)
-        names = None if self.channels is None else list(self.channels)
-        (folder / "channels.json").write_text(json.dumps(names))
+        write_crop_table(folder, self.table, self.channels)
 
     @classmethod
     def load(cls, path, mmap: bool = True) -> "CropSet":
@@ -160,6 +158,13 @@ class CropSet:
         return cls(np.load(path / "images.npy", mmap_mode=mode),
                    np.load(path / "masks.npy", mmap_mode=mode),
                    pd.read_parquet(path / "table.parquet"), channels)
+
+
+def write_crop_table(folder, table: pd.DataFrame, channels) -> None:
+    """The table and channel names of a CropSet folder (its arrays written apart, e.g. row by row)."""
+    folder = Path(folder)
+    table.to_parquet(folder / "table.parquet", index=False)
+    (folder / "channels.json").write_text(json.dumps(None if channels is None else list(channels)))
 
 
 def window(center: tuple[int, int], size: int) -> tuple[int, int, int, int]:
@@ -336,14 +341,20 @@ def quality_flags(crops: np.ndarray, masks: np.ndarray, threshold: float, *,
 
     ``crops`` is ``(N, C, S, S)`` with GFP in channel 0.
     """
-    mean_gfp = channel_means(crops, 0)
     fraction = np.concatenate([np.asarray(masks[s:s + 4096]).mean(axis=(1, 2))
                                for s in range(0, len(masks), 4096)]) if len(masks) else np.zeros(0)
+    return flags_from(channel_means(crops, 0), fraction, threshold, min_mask_fraction=min_mask_fraction,
+                      max_mask_fraction=max_mask_fraction)
+
+
+def flags_from(mean_gfp: np.ndarray, fraction: np.ndarray, threshold: float, *,
+               min_mask_fraction: float = 0.05, max_mask_fraction: float = 0.95) -> pd.DataFrame:
+    """:func:`quality_flags` from each crop's mean GFP and centre-mask fraction."""
     flags = pd.DataFrame({
-        "mean_gfp": mean_gfp,
-        "low_gfp": mean_gfp < threshold,
-        "mask_too_small": fraction < min_mask_fraction,
-        "mask_too_large": fraction > max_mask_fraction,
+        "mean_gfp": np.asarray(mean_gfp, np.float64),
+        "low_gfp": np.asarray(mean_gfp) < threshold,
+        "mask_too_small": np.asarray(fraction) < min_mask_fraction,
+        "mask_too_large": np.asarray(fraction) > max_mask_fraction,
     })
     flags["valid"] = ~(flags.low_gfp | flags.mask_too_small | flags.mask_too_large)
     return flags

@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 
 from .cache import atomic_dir, code_key, content_key, load_or_create, verify_if_sealed
 from .constraints import Choice, Instance, Integer, Optional, ParameterError, Real, String, check_params
-from .crops import (CropSet, cell_free_crops, channel_means, extract_crops, gfp_threshold, quality_flags,
-                    truth_for_segments)
+from ._npy import NpyAppender
+from .crops import (CropSet, cell_free_crops, channel_means, extract_crops, flags_from, gfp_threshold,
+                    truth_for_segments, write_crop_table)
 from .io.crop_folder import PCI_CROP_CHANNELS
 from .io.images import DataError
 from .screen import Screen
@@ -194,8 +195,7 @@ class Dataset:
             for name in ("crops", "cell_free"):
                 (tmp / name).mkdir()
                 getattr(self, name).write_files(tmp / name)
-            self.segmentation_quality.to_parquet(tmp / "segmentation_quality.parquet", index=False)
-            (tmp / "report.json").write_text(json.dumps(self.report, indent=2, default=float))
+            _write_dataset_extras(tmp, self.segmentation_quality, self.report)
         return path
 
     @classmethod
@@ -212,6 +212,11 @@ class Dataset:
         return cls(CropSet.load(path / "crops"), CropSet.load(path / "cell_free"),
                    pd.read_parquet(path / "segmentation_quality.parquet"),
                    json.loads((path / "report.json").read_text()))
+
+
+def _write_dataset_extras(folder: Path, quality: pd.DataFrame, report: dict) -> None:
+    quality.to_parquet(folder / "segmentation_quality.parquet", index=False)
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=float))
 
 
 def check_field(image: np.ndarray, params: DatasetParams, what: str, n_channels: int = len(CHANNELS)) -> np.ndarray:
@@ -270,22 +275,29 @@ def _process_field(image: np.ndarray, truth: np.ndarray | None, i: int, params: 
     return crops, masks, table, dropped, free, free_table, quality
 
 
-def _stack_dropping(results: list, k: int) -> np.ndarray:
-    """``np.concatenate([r[k] for r in results])``, dropping each ``r[k]`` once it is copied:
-    the output's pages are touched as the parts are freed, so the crops are held about once
-    rather than twice (``benchmarks/bench_memory.py``)."""
-    parts = [r[k] for r in results]
-    out = np.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), np.result_type(*{p.dtype for p in parts}))
-    start = 0
-    for j, r in enumerate(results):
-        out[start:start + len(parts[j])] = parts[j]
-        start += len(parts[j])
-        parts[j] = r[k] = None
-    return out
+class _Rows:
+    """Rows of one array, gathered in memory or appended to an ``.npy`` file as they come."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.parts, self.writer = path, [], None
+
+    def add(self, rows: np.ndarray) -> None:
+        if self.path is None:
+            self.parts.append(rows)
+            return
+        if self.writer is None:
+            self.writer = NpyAppender(self.path, rows.dtype, rows.shape[1:])
+        self.writer.append(rows)
+
+    def result(self) -> np.ndarray | None:
+        if self.path is None:
+            return np.concatenate(self.parts)
+        self.writer.close()
+        return None
 
 
 def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs: int = 1,
-                  progress: bool = True) -> Dataset:
+                  progress: bool = True, out=None) -> Dataset:
     """Segment every field, cut crops and cell-free crops, and flag the paper's filters.
 
     Raises
@@ -293,6 +305,18 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
     bgrobust.io.DataError
         When a field is smaller than a crop, all zeros or not finite (naming the field and,
         for a manifest screen, its files), or when no cell is found in any field.
+
+    Parameters
+    ----------
+    screen : Screen
+    params : DatasetParams, optional
+    n_jobs : int
+        Fields segmented at once (joblib); the result does not depend on it.
+    progress : bool
+    out : path-like, optional
+        Write the dataset there (the folder :meth:`Dataset.save` writes, sealed) as the
+        fields are processed, one field's crops held at a time, and return it read back with
+        its arrays memory-mapped; by default it is built in memory.
 
     Returns
     -------
@@ -307,27 +331,54 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
     channels = tuple(screen.meta.get("channels", CHANNELS))
     if "gfp" not in channels:
         raise DataError(f"{screen.meta.get('manifest') or 'screen'}: no GFP channel (channels {channels})")
+    if out is None:
+        return _build(screen, params, channels, n_jobs, progress, None)
+    with atomic_dir(Path(out), seal=True) as tmp:
+        _build(screen, params, channels, n_jobs, progress, Path(tmp))
+    return Dataset.load(out)
+
+
+def _build(screen: Screen, params: DatasetParams, channels, n_jobs: int, progress: bool,
+           folder: Path | None) -> Dataset | None:
+    """build_dataset's work; with ``folder``, the arrays go to files there as each field comes."""
     order = range(screen.n_fields)
     if progress:
         order = tqdm(order, desc="segmenting and cropping", unit="field")
-    results = [list(r) for r in Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i, params,
-                                screen.describe_field(i), channels)
-        for i in order)]
+    if folder is not None:
+        for name in ("crops", "cell_free"):
+            (folder / name).mkdir()
+    arrays = {key: _Rows(None if folder is None else folder / sub / f"{what}.npy")
+              for key, (sub, what) in {"images": ("crops", "images"), "masks": ("crops", "masks"),
+                                        "free": ("cell_free", "images"), "free_masks": ("cell_free", "masks")}.items()}
+    tables, free_tables, quality, means, fractions = [], [], [], [], []
+    n_dropped = 0
+    for crops, masks, table, dropped, free, free_table, q in Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_process_field)(screen.image(i), screen.label_image(i) if screen.has_truth else None, i,
+                                    params, screen.describe_field(i), channels)
+            for i in order):
+        arrays["images"].add(crops)
+        arrays["masks"].add(masks)
+        arrays["free"].add(free)
+        arrays["free_masks"].add(np.zeros((len(free),) + free.shape[-2:], bool))
+        means.append(channel_means(crops, 0))
+        fractions.append(masks.mean(axis=(1, 2)) if len(masks) else np.zeros(0))
+        tables.append(table)
+        free_tables.append(free_table)
+        n_dropped += dropped
+        if q is not None:
+            quality.append(q)
 
-    table = pd.concat([r[2] for r in results], ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
     if table.empty:
         source = screen.meta.get("manifest") or f"the {screen.meta.get('source', '')} screen"
-        at_border = sum(r[3] for r in results)
-        problem = (f"{at_border} cell(s) were segmented but every one is closer than crop_size/2 "
-                   f"({params.crop_size // 2} px) to the border (edge='drop')" if at_border else
+        problem = (f"{n_dropped} cell(s) were segmented but every one is closer than crop_size/2 "
+                   f"({params.crop_size // 2} px) to the border (edge='drop')" if n_dropped else
                    "no cell was segmented; check the cytoplasm channel and the segmentation parameters")
         raise DataError(f"{source}: no crop in any of its {screen.n_fields} field(s): {problem}")
-    images, masks = _stack_dropping(results, 0), _stack_dropping(results, 1)
     threshold = gfp_threshold(lambda: (screen.image(i)[0] for i in range(screen.n_fields)),
                               params.gfp_percentile, reference=params.gfp_reference)
-    flags = quality_flags(images, masks, threshold, min_mask_fraction=params.min_mask_fraction,
-                          max_mask_fraction=params.max_mask_fraction)
+    flags = flags_from(np.concatenate(means), np.concatenate(fractions), threshold,
+                       min_mask_fraction=params.min_mask_fraction, max_mask_fraction=params.max_mask_fraction)
     table = pd.concat([table, flags], axis=1)
     info = screen.fields[["field", "strain", "plate", "well", "site"]]
     strain_info = screen.strains[["strain", "kind", "localization"]]
@@ -336,19 +387,13 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
         truth = screen.cells[["field", "label", "localization"]].rename(
             columns={"label": "truth_label", "localization": "true_localization"})
         table = table.merge(truth, on=["field", "truth_label"], how="left")
-    crops = CropSet(images, masks, table, channels)
-
-    free_table = pd.concat([r[5] for r in results], ignore_index=True)
-    free_images = _stack_dropping(results, 4)
+    free_table = pd.concat(free_tables, ignore_index=True)
     free_table = free_table.merge(info, on="field", how="left").merge(strain_info, on="strain", how="left")
-    cell_free = CropSet(free_images, np.zeros((len(free_images),) + free_images.shape[-2:], bool), free_table,
-                        channels)
-
-    quality = pd.DataFrame([r[6] for r in results if r[6] is not None])
+    quality = pd.DataFrame(quality)
     report = {
         "n_fields": screen.n_fields,
-        "n_segmented": int(len(table) + sum(r[3] for r in results)),
-        "n_dropped_at_border": int(sum(r[3] for r in results)),
+        "n_segmented": int(len(table) + n_dropped),
+        "n_dropped_at_border": int(n_dropped),
         "n_crops": int(len(table)),
         "gfp_threshold": threshold,
         "n_low_gfp": int(flags.low_gfp.sum()),
@@ -359,7 +404,16 @@ def build_dataset(screen: Screen, params: DatasetParams | None = None, *, n_jobs
         "channels": list(channels),
         "params": asdict(params),
     }
-    return Dataset(crops, cell_free, quality, report)
+    if folder is None:
+        crops = CropSet(arrays["images"].result(), arrays["masks"].result(), table, channels)
+        cell_free = CropSet(arrays["free"].result(), arrays["free_masks"].result(), free_table, channels)
+        return Dataset(crops, cell_free, quality, report)
+    for rows in arrays.values():
+        rows.result()
+    write_crop_table(folder / "crops", table, channels)
+    write_crop_table(folder / "cell_free", free_table, channels)
+    _write_dataset_extras(folder, quality, report)
+    return None
 
 
 def dataset_key(screen: Screen, params: DatasetParams) -> str:
@@ -382,7 +436,7 @@ def load_or_build(screen: Screen, params: DatasetParams | None = None, cache_dir
     params = params or DatasetParams()
     cache_dir = Path(cache_dir) if cache_dir is not None else run_dir("shared")
     path = cache_dir / f"dataset-{dataset_key(screen, params)}"
-    return load_or_create(path, lambda p: build_dataset(screen, params, n_jobs=n_jobs, progress=progress).save(p),
+    return load_or_create(path, lambda p: build_dataset(screen, params, n_jobs=n_jobs, progress=progress, out=p),
                           Dataset.load, what="dataset")
 
 
