@@ -185,3 +185,30 @@ def test_entry_lock_serialises_processes_and_is_released_by_death(tmp_path):
         holder.kill()
         holder.wait()
     assert not C.lock_path(target).exists()
+
+
+def test_array_digest_of_a_read_only_mapping_is_hashed_once_and_equals_a_copys(tmp_path, monkeypatch):
+    data = np.arange(4 * 3 * 5, dtype=np.float32).reshape(4, 3, 5)
+    np.save(tmp_path / "a.npy", data)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    calls = []
+    sha = C._sha256_of
+    monkeypatch.setattr(C, "_sha256_of", lambda a: calls.append(a.shape) or sha(a))
+    for view in (mapped, mapped[1:3], mapped[:, 1]):                 # whole, rows, a strided view
+        assert C.array_digest(view) == sha(np.ascontiguousarray(view))
+        assert C.array_digest(view) == C.array_digest(np.array(view))  # same bytes, same digest
+    assert C.array_digest(mapped[1:3]) == C.array_digest(mapped[1:3])
+    # each view of the mapping hashed once; the in-memory copies every time
+    assert calls.count((4, 3, 5)) == 2 and calls.count((2, 3, 5)) == 2 and calls.count((4, 5)) == 2
+
+
+def test_array_digest_of_writable_memory_sees_every_change(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((3, 4)))
+    writable = np.load(tmp_path / "a.npy", mmap_mode="r+")
+    before = C.array_digest(writable)
+    writable[1, 2] = 7.0
+    assert C.array_digest(writable) != before
+    in_memory = np.zeros((3, 4))
+    before = C.array_digest(in_memory)
+    in_memory[0, 0] = 1.0
+    assert C.array_digest(in_memory) != before

@@ -166,3 +166,17 @@ def test_gfp_threshold_streams_fields_from_a_callable_and_channel_means_by_chunk
     crops = rng.normal(size=(10, 3, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(channel_means(crops, 1, chunk=3),
                                   crops[:, 1].astype(np.float64).mean(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5, 8])
+def test_dilate_disk_equals_skimage_dilation(radius):
+    from scipy import ndimage as ndi
+    from skimage import morphology
+
+    from bgrobust.crops import dilate_disk
+
+    rng = np.random.default_rng(radius)
+    for grow in range(4):
+        mask = ndi.binary_dilation(rng.random((61, 83)) < 0.01, iterations=grow) if grow else rng.random((61, 83)) < 0.02
+        mask[0, :2] = mask[-1, -1] = True                       # objects touching the border
+        assert np.array_equal(dilate_disk(mask, radius), morphology.dilation(mask, morphology.disk(radius)))

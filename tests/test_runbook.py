@@ -506,3 +506,31 @@ def test_saving_through_jupyters_contents_manager_keeps_the_input_hash(tmp_path)
     cm.save(model, "notebooks/02_layer_selection.md")
     assert (tmp_path / "notebooks" / "02_layer_selection.ipynb").is_file(), "the pairing wrote no .ipynb"
     assert runbook.input_hash(src, {}, "demo", "lib-v1") == before
+
+
+ENV_NB = (
+    "# Env\n",
+    code("seed = 1", "parameters"),
+    code("""
+        import os
+        for key in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+            print(key, "=", os.environ.get(key))
+        """),
+)
+
+
+def test_kernels_get_the_allocation_defaults_unless_the_caller_sets_them(project, library, monkeypatch):
+    src, _, out = project
+    write_notebook(src / "06_env.md", *ENV_NB)
+    for key in runbook.KERNEL_ENV_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    assert run(project, "--only", "06_env") == 0
+    text = outputs_text(nbformat.read(out / "06_env.ipynb", as_version=4))
+    for key, value in runbook.KERNEL_ENV_DEFAULTS.items():
+        assert f"{key} = {value}" in text
+        assert key not in os.environ                                   # not leaked into this process
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")             # the caller's value wins
+    assert run(project, "--only", "06_env", "--force") == 0
+    text = outputs_text(nbformat.read(out / "06_env.ipynb", as_version=4))
+    assert "MALLOC_TRIM_THRESHOLD_ = 131072" in text
+    assert f"MALLOC_MMAP_THRESHOLD_ = {runbook.KERNEL_ENV_DEFAULTS['MALLOC_MMAP_THRESHOLD_']}" in text

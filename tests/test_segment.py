@@ -46,6 +46,19 @@ def test_match_instances_counts_misses_and_false_positives():
     assert list(zip(t, p)) == [(1, 7)] and iou[0] == 1.0
 
 
+@pytest.mark.parametrize("max_label", [40, 5000])   # bincount path and unique path
+def test_overlap_table_equals_counting_every_pair(max_label):
+    rng = np.random.default_rng(max_label)
+    truth = rng.integers(0, max_label, (60, 70)) * (rng.random((60, 70)) < 0.7)
+    pred = rng.integers(0, max_label, (60, 70)) * (rng.random((60, 70)) < 0.7)
+    both = (truth > 0) & (pred > 0)
+    pairs, inter = np.unique(np.stack([truth[both], pred[both]]), axis=1, return_counts=True)
+    t_area, p_area = np.bincount(truth.ravel()), np.bincount(pred.ravel())
+    t, p, iou = overlap_table(truth, pred)
+    assert np.array_equal(t, pairs[0]) and np.array_equal(p, pairs[1])
+    assert np.array_equal(iou, inter / (t_area[pairs[0]] + p_area[pairs[1]] - inter))
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="cytoplasm must be a 2-D image"):
         segment_cells(np.zeros((2, 10, 10)))

@@ -88,6 +88,21 @@ EDITOR_CELL_METADATA = frozenset({"id", "collapsed", "scrolled", "jupyter", "exe
 #: Environment of the kernels the runner starts: progress bars off (a page is not a terminal;
 #: the runner prints which chapter runs and for how long).
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
+#: Defaults of the kernels' environment that the caller's own values override: how the
+#: kernels wait and allocate, never what they compute.
+#:
+#: * ``OMP_WAIT_POLICY``: OpenMP threads that spin while waiting slow torch down several-fold
+#:   on a busy 2-core machine; passive waiting costs nothing when the machine is idle.
+#: * ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (glibc; ignored elsewhere): by
+#:   default glibc hands the freed top of its heap back to the kernel once 2x the last freed
+#:   mmap size (at most 64 MiB) is free, so every training step and extraction batch re-faults
+#:   the pages of its activations (37.5 M minor page faults and 173 s of system time in the
+#:   demo's chapters 1-6).  Heap blocks up to 32 MiB (glibc's largest mmap threshold) and no
+#:   trimming keep those pages mapped: a bf16 PCI training step 1.2-1.5x and DeepLoc's
+#:   extraction 1.15-1.3x faster on this 2-core machine (``benchmarks/bench_malloc.py``);
+#:   the peak memory is the same, freed memory is kept for reuse instead of returned.
+KERNEL_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "MALLOC_MMAP_THRESHOLD_": "33554432",
+                       "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 #: Code every kernel the runner starts runs before the notebook (IPython ``exec_lines``), so
 #: that a page shows results, not a terminal:
 #:
@@ -550,7 +565,8 @@ def run_notebook(src: Path, out: Path, params: Mapping[str, Any], *, profile: st
     """Execute one notebook source into ``out``.
 
     The kernel runs in ``cwd`` (default: ``out``'s folder) with ``BGROBUST_PROFILE``
-    and :data:`KERNEL_ENV` set, and runs :data:`KERNEL_STARTUP` first.  The output is
+    and :data:`KERNEL_ENV` set (and :data:`KERNEL_ENV_DEFAULTS` where the caller's environment
+    does not set them), and runs :data:`KERNEL_STARTUP` first.  The output is
     written under a temporary name and renamed into place only on
     success; a stale ``NAME.failed.ipynb`` is then removed.
 
@@ -591,12 +607,10 @@ def run_notebook(src: Path, out: Path, params: Mapping[str, Any], *, profile: st
     tmp.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
-        # OpenMP threads that spin while waiting slow torch down several-fold on a busy
-        # 2-core machine; passive waiting costs nothing when the machine is idle.
-        threads = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        defaults = {k: os.environ.get(k, v) for k, v in KERNEL_ENV_DEFAULTS.items()}
         # every chapter shares the book's run folder, whatever the kernel's working directory
         runs = {RUNS_ENV: os.environ.get(RUNS_ENV) or str(ROOT / "runs")}
-        with _environ(**{PROFILE_ENV: profile}, **threads, **KERNEL_ENV, **runs):
+        with _environ(**{PROFILE_ENV: profile}, **defaults, **KERNEL_ENV, **runs):
             nb = pm.execute_notebook(
                 read_source(src), str(tmp), parameters=dict(params), kernel_name=KERNEL["name"],
                 language="python", cwd=str(cwd), progress_bar=False, log_output=False,

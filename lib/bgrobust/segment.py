@@ -271,10 +271,21 @@ def overlap_table(truth: np.ndarray, pred: np.ndarray):
     if truth.shape != pred.shape:
         raise ValueError(f"overlap_table: truth {truth.shape} and prediction {pred.shape} differ in shape")
     both = (truth > 0) & (pred > 0)
-    pairs, inter = np.unique(np.stack([truth[both], pred[both]]), axis=1, return_counts=True)
+    tb, pb = truth[both].astype(np.int64), pred[both].astype(np.int64)
     t_area = np.bincount(truth.ravel())
     p_area = np.bincount(pred.ravel())
-    t, p = pairs
+    # each (truth, pred) pair as one code, ordered as the pairs are (by truth, then pred):
+    # counted with bincount where the code range is small, else with a 1-D unique (np.unique
+    # over the stacked pairs with axis=1 sorts them as records, ~20x slower per field)
+    n_p = len(p_area)
+    codes = tb * n_p + pb
+    if len(t_area) * n_p <= 1 << 22:
+        counts = np.bincount(codes, minlength=len(t_area) * n_p)
+        codes = np.flatnonzero(counts)
+        inter = counts[codes]
+    else:
+        codes, inter = np.unique(codes, return_counts=True)
+    t, p = np.divmod(codes, n_p)
     iou = inter / (t_area[t] + p_area[p] - inter)
     return t, p, iou
 

@@ -145,8 +145,8 @@ def percentile_stretch(x, low: float = 0.1, high: float = 99.9) -> np.ndarray:
     if not 0.0 <= low <= high <= 100.0:
         raise ValueError(f"percentile_stretch needs 0 <= low <= high <= 100, got low={low}, high={high}")
     arr = _as_images(x, 2, "percentile_stretch")
-    p_low = np.percentile(arr, low, axis=(-2, -1), keepdims=True)
-    p_high = np.percentile(arr, high, axis=(-2, -1), keepdims=True)
+    # both percentiles from one partition of each image (the values of two separate calls)
+    p_low, p_high = np.percentile(arr, [low, high], axis=(-2, -1), keepdims=True)
     out = np.minimum(arr, p_high) - p_low
     span = p_high - p_low
     out = np.where(span > 1.0, out / np.where(span > 1.0, span, 1.0), out)
