@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from joblib import Parallel, delayed
 
 from .devices import check_precision, resolve_device
 from .vocabulary import CHANNELS
@@ -270,6 +271,10 @@ class StructuralFeatures(Extractor):
     name : str
     intensity : {"minmax", "raw"}, default "minmax"
         Per-crop, per-channel rescaling before the descriptor (``"raw"``: none).
+    n_jobs : int
+        Batches of crops (the extractor's ``batch_size`` each) described in joblib's worker
+        processes (``-1``: every core; on a dask cluster inside
+        :func:`bgrobust.cluster.connect`); the features do not depend on it.
     **options
         Options of :class:`~bgrobust.baselines.StructuralExtractor`; its ``channels`` are
         taken by name from the crops' channels (e.g. ``channels=("gfp", "cytoplasm")`` for
@@ -293,7 +298,7 @@ class StructuralFeatures(Extractor):
     INTENSITY = ("minmax", "raw")
 
     def __init__(self, reference, *, name: str = "structural (hand-crafted)", intensity: str = "minmax",
-                 **options):
+                 n_jobs: int = 1, **options):
         from .baselines import StructuralExtractor
 
         if not hasattr(reference, "images") or getattr(reference, "masks", None) is None:
@@ -303,7 +308,9 @@ class StructuralFeatures(Extractor):
             raise ValueError(f"StructuralFeatures: reference needs >= 2 crops, got {len(reference.images)}")
         if intensity not in self.INTENSITY:
             raise ValueError(f"StructuralFeatures: intensity must be one of {self.INTENSITY}, got {intensity!r}")
-        self.intensity = intensity
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+            raise ValueError(f"StructuralFeatures: n_jobs must be a non-zero integer (-1: every core), got {n_jobs!r}")
+        self.intensity, self.n_jobs = intensity, int(n_jobs)
         self.extract = StructuralExtractor(**options)
         self.name = name
         ref = self._raw_features(reference.images, reference.masks,
@@ -317,16 +324,24 @@ class StructuralFeatures(Extractor):
     def _raw_features(self, images, masks, channels):
         idx = _channel_index(self.extract.channels, channels, self.name)
         n, step = len(images), self.extract.batch_size
-        out = []
-        for s in range(0, n, step):
-            x = np.asarray(images[s:s + step])[:, idx]
-            out.append(self.extract(x if self.intensity == "raw" else minmax_per_channel(x.astype(np.float32)),
-                                    np.asarray(masks[s:s + step])))
+        tasks = [delayed(_structural_batch)(self.extract, images[s:s + step], masks[s:s + step], idx,
+                                            self.intensity) for s in range(0, n, step)]
+        if self.n_jobs == 1 or len(tasks) < 2:
+            out = [f(*args, **kwargs) for f, args, kwargs in tasks]
+        else:
+            # slices of a memory-mapped set travel to the workers as references to the file
+            out = Parallel(n_jobs=self.n_jobs)(tasks)
         return np.concatenate(out) if out else np.zeros((0, len(self.extract.feature_names)), np.float32)
 
     def _features(self, images, masks, ids):
         z = (self._raw_features(images, masks, self.crop_channels) - self.mean) / self.sd
         return np.nan_to_num(z, nan=0.0).astype(np.float32)
+
+
+def _structural_batch(extract, images, masks, idx, intensity: str) -> np.ndarray:
+    """One batch of :class:`StructuralFeatures`' raw descriptor (run here or in a worker)."""
+    x = np.asarray(images)[:, idx]
+    return extract(x if intensity == "raw" else minmax_per_channel(x.astype(np.float32)), np.asarray(masks))
 
 
 class PrecomputedFeatures(Extractor):
