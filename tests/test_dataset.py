@@ -89,3 +89,24 @@ def test_a_dataset_written_field_by_field_is_the_dataset_built_in_memory(tmp_pat
             assert b.channels == a.channels
         pd.testing.assert_frame_equal(other.segmentation_quality, here.segmentation_quality)
         assert other.report == here.report
+
+
+def test_lazy_valid_crops_stream_from_the_files_with_the_same_digest_and_features(tmp_path, screen):
+    from bgrobust import models
+    from bgrobust._npy import Rows
+    from bgrobust.cache import array_digest
+    from bgrobust.features import extract
+
+    ds = build_dataset(screen, progress=False, out=tmp_path / "ds")
+    eager, lazy = ds.valid_crops(), ds.valid_crops(lazy=True)
+    assert isinstance(lazy.images, Rows) and isinstance(lazy.masks, Rows) and len(lazy) == len(eager)
+    np.testing.assert_array_equal(np.asarray(lazy.images), eager.images)
+    np.testing.assert_array_equal(lazy.masks[2:5], eager.masks[2:5])
+    assert array_digest(lazy.images) == array_digest(eager.images)       # one cache key for both
+    model = models.build("pifia", width=0.25, random_state=0)
+    a = extract(model, eager, progress=False, batch_size=7)
+    np.testing.assert_array_equal(extract(model, lazy, progress=False, batch_size=7), a)
+    cached = extract(model, eager, progress=False, batch_size=7, cache_dir=tmp_path / "f")
+    np.testing.assert_array_equal(extract(model, lazy, progress=False, batch_size=7, cache_dir=tmp_path / "f"),
+                                  cached)
+    assert len(list((tmp_path / "f").glob("features-*"))) == 1

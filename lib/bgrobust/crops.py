@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage import measure, morphology
 
+from ._npy import Rows
 from ._quantile import streamed_percentile
 from .cache import atomic_dir, verify_if_sealed
 from .vocabulary import CHANNELS
@@ -74,11 +75,19 @@ class CropSet:
     def __len__(self) -> int:
         return len(self.table)
 
-    def subset(self, index) -> "CropSet":
-        """The crops selected by a boolean mask or integer positions."""
+    def subset(self, index, *, lazy: bool = False) -> "CropSet":
+        """The crops selected by a boolean mask or integer positions.
+
+        With ``lazy=True`` the images and masks are :class:`bgrobust._npy.Rows`: read a batch
+        at a time when indexed (from the file, for a memory-mapped CropSet) instead of copied
+        into memory now; :func:`bgrobust.features.extract` streams them batch by batch.
+        """
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
+        if lazy:
+            return CropSet(Rows(self.images, index), Rows(self.masks, index),
+                           self.table.iloc[index].reset_index(drop=True), self.channels)
         return CropSet(np.asarray(self.images[index]), np.asarray(self.masks[index]),
                        self.table.iloc[index].reset_index(drop=True), self.channels)
 

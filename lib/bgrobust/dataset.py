@@ -126,9 +126,14 @@ class Dataset:
     segmentation_quality: pd.DataFrame
     report: dict
 
-    def valid_crops(self) -> CropSet:
-        """The crops that pass both of the paper's filters."""
-        return self.crops.subset(self.crops.table["valid"].to_numpy())
+    def valid_crops(self, *, lazy: bool = False) -> CropSet:
+        """The crops that pass both of the paper's filters.
+
+        ``lazy=True``: read from the dataset's files a batch at a time when used
+        (:meth:`CropSet.subset`), e.g. to extract the features of a whole screen's crops in
+        memory that does not grow with the screen (``benchmarks/bench_memory.py``).
+        """
+        return self.crops.subset(self.crops.table["valid"].to_numpy(), lazy=lazy)
 
     def restricted_to(self, proteins) -> "Dataset":
         """The same dataset with only ``proteins`` usable by the experiments.
