@@ -98,9 +98,10 @@ KERNEL_ENV = {"TQDM_DISABLE": "1"}
 #:   mmap size (at most 64 MiB) is free, so every training step and extraction batch re-faults
 #:   the pages of its activations (37.5 M minor page faults and 173 s of system time in the
 #:   demo's chapters 1-6).  Heap blocks up to 32 MiB (glibc's largest mmap threshold) and no
-#:   trimming keep those pages mapped: a bf16 PCI training step 1.2-1.5x and DeepLoc's
-#:   extraction 1.15-1.3x faster on this 2-core machine (``benchmarks/bench_malloc.py``);
-#:   the peak memory is the same, freed memory is kept for reuse instead of returned.
+#:   trimming keep those pages mapped for reuse: on the 2-core development machine bf16
+#:   training steps ran 1.03-1.09x and extraction 1.09-1.57x faster, peak RSS within 4%
+#:   (``benchmarks/results/malloc.json``); the demo's chapters 1-6 took 910 s instead of
+#:   1000 s (5.3 M page faults, 99 s of system time; ``benchmarks/results/demo_book.json``).
 KERNEL_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "MALLOC_MMAP_THRESHOLD_": "33554432",
                        "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 #: Code every kernel the runner starts runs before the notebook (IPython ``exec_lines``), so
