@@ -291,16 +291,21 @@ def test_other_bad_arguments_are_errors():
         B.structural_features(img, mask, groups=["background"], include_background=False)
 
 
-def test_structural_features_in_worker_processes_equal_the_serial_ones(tmp_path):
+def test_structural_features_in_worker_processes_equal_the_serial_ones(tmp_path, monkeypatch):
+    import warnings
+
     from bgrobust.extractors import StructuralFeatures
 
     ref = _noisy_crops(n=10)
     np.save(tmp_path / "images.npy", ref.images)
     mapped = np.load(tmp_path / "images.npy", mmap_mode="r")          # sets are read memory-mapped
     serial = StructuralFeatures(ref, batch_size=3)
-    parallel = StructuralFeatures(ref, batch_size=3, n_jobs=2)
-    assert np.array_equal(serial.mean, parallel.mean) and np.array_equal(serial.sd, parallel.sd)
-    assert np.array_equal(serial(mapped, masks=ref.masks), parallel(mapped, masks=ref.masks))
+    monkeypatch.setattr(StructuralFeatures, "WORKER_CROPS", 4)       # several tasks of a few crops
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                               # no worker restarted
+        parallel = StructuralFeatures(ref, batch_size=3, n_jobs=2)
+        assert np.array_equal(serial.mean, parallel.mean) and np.array_equal(serial.sd, parallel.sd)
+        assert np.array_equal(serial(mapped, masks=ref.masks), parallel(mapped, masks=ref.masks))
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="n_jobs must be a non-zero integer"):
             StructuralFeatures(ref, n_jobs=bad)

@@ -296,6 +296,8 @@ class StructuralFeatures(Extractor):
 
     needs_masks = True
     INTENSITY = ("minmax", "raw")
+    #: Crops per task in worker processes (``n_jobs != 1``).
+    WORKER_CROPS = 256
 
     def __init__(self, reference, *, name: str = "structural (hand-crafted)", intensity: str = "minmax",
                  n_jobs: int = 1, **options):
@@ -324,13 +326,18 @@ class StructuralFeatures(Extractor):
     def _raw_features(self, images, masks, channels):
         idx = _channel_index(self.extract.channels, channels, self.name)
         n, step = len(images), self.extract.batch_size
-        tasks = [delayed(_structural_batch)(self.extract, images[s:s + step], masks[s:s + step], idx,
-                                            self.intensity) for s in range(0, n, step)]
-        if self.n_jobs == 1 or len(tasks) < 2:
-            out = [f(*args, **kwargs) for f, args, kwargs in tasks]
+        if self.n_jobs == 1 or n <= self.WORKER_CROPS:
+            out = [_structural_batch(self.extract, images[s:s + step], masks[s:s + step], idx, self.intensity)
+                   for s in range(0, n, step)]
         else:
-            # slices of a memory-mapped set travel to the workers as references to the file
-            out = Parallel(n_jobs=self.n_jobs)(tasks)
+            # small batches, sent by value: a worker that read a memory-mapped set, or kept a
+            # large batch's heap, would grow past loky's memory-leak limit and be restarted
+            # (with a warning on the page); the features are the same either way (per crop)
+            step = min(step, self.WORKER_CROPS)
+            tasks = (delayed(_structural_batch)(self.extract, np.array(images[s:s + step]),
+                                                np.array(masks[s:s + step]), idx, self.intensity)
+                     for s in range(0, n, step))
+            out = Parallel(n_jobs=self.n_jobs, max_nbytes=None)(tasks)
         return np.concatenate(out) if out else np.zeros((0, len(self.extract.feature_names)), np.float32)
 
     def _features(self, images, masks, ids):
