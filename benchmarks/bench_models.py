@@ -170,6 +170,8 @@ def main(threads: int = 2) -> dict:
         "benchmark": "model inference (features.extract) and training steps (bgrobust.train), CPU",
         "threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        # glibc's heap trimming (the runner's kernel defaults keep the heap: bench_malloc.py)
+        "malloc_env": {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
         "seconds": time.perf_counter() - t_start,
