@@ -59,8 +59,12 @@ $(LAB_STAMP): $(STAMP) pyproject.toml constraints.txt postBuild
 	PYTHON=$(PY) bash postBuild --settings-only
 	touch $@
 
+# The kernels get the runner's environment defaults (bgrobust.runbook.KERNEL_ENV_DEFAULTS: OpenMP
+# waiting, glibc's heap kept), unless the caller's environment sets them.
+KERNEL_DEFAULTS = $(PY) -c "import os; from bgrobust.runbook import KERNEL_ENV_DEFAULTS as d; print(' '.join(f'{k}={os.environ.get(k, v)}' for k, v in d.items()))"
+
 lab: $(LAB_STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(ARGS)
+	env $$($(KERNEL_DEFAULTS)) $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(ARGS)
 
 bench: $(STAMP)
 	@test -f benchmarks/run_all.py || { echo "benchmarks/run_all.py does not exist (yet)" >&2; exit 1; }
