@@ -372,6 +372,10 @@ def test_training_table_losses_over_first_and_last_tenth():
     assert row["parameters"] == 10 and row["steps"] == 20 and row["seconds"] == 12.3
     assert row["objective"] == tables.MODEL_OBJECTIVES["pifia"]
     assert t.iloc[1]["loss first 10%"] == t.iloc[1]["loss last 10%"] == 1.0
+    assert np.isnan(row["last epoch change"])                        # one epoch: nothing to compare
+    two = _train_result([4.0, 4.0, 3.0, 3.0])
+    two.history["epoch"] = [1, 1, 2, 2]
+    assert tables.training_table({"pci": two}).iloc[0]["last epoch change"] == -0.25   # 3 against 4
     with pytest.raises(ValueError, match="non-empty"):
         tables.training_table({})
 

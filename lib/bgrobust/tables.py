@@ -1051,7 +1051,10 @@ def training_table(trained: Mapping) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        The losses are the means over the first and the last 10 % of the steps.
+        The losses are the means over the first and the last 10 % of the steps;
+        ``last epoch change`` is the mean loss of the last epoch relative to the epoch before
+        (``-0.05``: 5 % lower; NaN with one epoch or no ``epoch`` column): near 0 where the
+        training has levelled off, clearly negative where it was stopped still improving.
 
     Examples
     --------
@@ -1069,11 +1072,14 @@ def training_table(trained: Mapping) -> pd.DataFrame:
         h = res.history
         _check_columns(h, ["step", "loss"], f"training_table: {name}.history")
         k = max(1, len(h) // 10)
+        by_epoch = h.groupby("epoch").loss.mean() if "epoch" in h.columns else pd.Series(dtype=float)
+        change = float(by_epoch.iloc[-1] / by_epoch.iloc[-2] - 1) if len(by_epoch) > 1 else float("nan")
         rows.append({"model": MODEL_TITLES.get(name, name), "objective": MODEL_OBJECTIVES.get(name, ""),
                      "width": res.params.width, "parameters": sum(p.numel() for p in res.model.parameters()),
                      "training crops": res.n_train, "epochs": res.params.epochs, "steps": int(h.step.max()),
                      "loss first 10%": round(h.loss.iloc[:k].mean(), 4),
                      "loss last 10%": round(h.loss.iloc[-k:].mean(), 4),
+                     "last epoch change": round(change, 3),
                      "seconds": round(res.seconds, 1)})
     return pd.DataFrame(rows)
 
